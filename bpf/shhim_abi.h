@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * shhim_abi.h - the one definition of everything the kernel programs and
+ * userspace share: map keys and values, event records, counter ids and the
+ * latency histogram layout. Included by every bpf/*.bpf.c and by
+ * userspace/datapath; static_asserts at the bottom pin the sizes.
+ *
+ * Conventions:
+ *  - addresses are 16 bytes; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d);
+ *  - ports are in network byte order, exactly as on the wire;
+ *  - times are CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns).
+ */
+#ifndef SHHIM_ABI_H
+#define SHHIM_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define SHHIM_ABI_VERSION 1
+
+/* Where the agent pins every map, program and link. */
+#define SHHIM_PIN_ROOT "/sys/fs/bpf/shhim"
+
+/* Map names: one place, so loader and programs agree on the pinned paths. */
+#define SHHIM_MAP_FLOWS    shhim_flows
+#define SHHIM_MAP_BACKENDS shhim_backends
+#define SHHIM_MAP_COUNTERS shhim_counters
+#define SHHIM_MAP_EVENTS   shhim_events
+#define SHHIM_MAP_CONFIG   shhim_config
+
+#define SHHIM_DEFAULT_FLOW_ENTRIES    65536
+#define SHHIM_DEFAULT_BACKEND_ENTRIES 1024
+#define SHHIM_EVENTS_RING_BYTES       (1 << 20)
+#define SHHIM_DEFAULT_SYN_TIMEOUT_NS  (1000ULL * 1000 * 1000)
+
+enum shhim_family {
+	SHHIM_FAMILY_IPV4 = 4,
+	SHHIM_FAMILY_IPV6 = 6,
+};
+
+/* One side of a conversation. Also the key of the backend map. */
+struct shhim_endpoint {
+	__u8 addr[16];
+	__be16 port;    /* 0 for ICMP */
+	__u8 family;    /* enum shhim_family */
+	__u8 proto;     /* IPPROTO_TCP, IPPROTO_UDP, ... */
+};
+
+/*
+ * Flow key, canonical so that both directions of a conversation find the
+ * same entry with one lookup: endpoint a is the one with the smaller port
+ * (host order), ties broken by the smaller address (memcmp). Which side
+ * is the client is stored in the value (shhim_flow.client_is_b).
+ */
+struct shhim_flow_key {
+	struct shhim_endpoint a;
+	struct shhim_endpoint b;
+};
+
+/* Direction of a packet relative to the client of its flow. */
+enum shhim_dir {
+	SHHIM_DIR_TO_SERVER = 0,
+	SHHIM_DIR_TO_CLIENT = 1,
+	SHHIM_DIR_MAX = 2,
+};
+
+enum shhim_tcp_state {
+	SHHIM_TCP_NONE = 0,      /* UDP, or TCP first seen mid-stream */
+	SHHIM_TCP_SYN_SENT = 1,
+	SHHIM_TCP_ESTABLISHED = 2,
+	SHHIM_TCP_CLOSING = 3,   /* a FIN was seen */
+	SHHIM_TCP_CLOSED = 4,    /* RST seen, or refused */
+};
+
+enum shhim_app_proto {
+	SHHIM_APP_UNKNOWN = 0,
+	SHHIM_APP_HTTP = 1,
+	SHHIM_APP_MLLP = 2,
+};
+
+/* Flow flags (shhim_flow.flags): what has been reported already. */
+#define SHHIM_FLOW_F_SYN_TIMEOUT_REPORTED (1 << 0)
+#define SHHIM_FLOW_F_ROLE_GUESSED         (1 << 1) /* first packet was not a SYN */
+
+/* Value of the flow LRU map. */
+struct shhim_flow {
+	__u64 first_seen_ns;
+	__u64 last_seen_ns;
+	__u64 packets[SHHIM_DIR_MAX];   /* indexed by enum shhim_dir */
+	__u64 bytes[SHHIM_DIR_MAX];     /* L3 bytes (IP header and up) */
+	__u64 syn_ts_ns;                /* first SYN; 0 once answered or closed */
+	__u64 request_ts_ns;            /* outstanding request; 0 when none */
+	__u64 handshake_ns;             /* SYN to SYN-ACK, 0 if not measured */
+	__u64 last_response_ns;         /* latest request to first response byte */
+	__u64 max_response_ns;
+	__u32 requests;
+	__u32 responses;
+	__u32 syn;                      /* TCP flag counts, both directions */
+	__u32 synack;
+	__u32 fin;
+	__u32 rst;
+	__u32 icmp_errors;              /* ICMP errors that quoted this flow */
+	__u32 errors;                   /* failure events attributed to this flow */
+	__u32 srtt_us;                  /* smoothed RTT from sockops, 0 if unknown */
+	__u32 retransmits;
+	__u32 rto_events;
+	__u16 last_status;              /* HTTP status, or MLLP ack as 'A'<<8|'E' */
+	__u8 client_is_b;               /* 1: key.b is the client */
+	__u8 tcp_state;                 /* enum shhim_tcp_state */
+	__u8 app_proto;                 /* enum shhim_app_proto */
+	__u8 flags;                     /* SHHIM_FLOW_F_* */
+	__u8 pad[6];
+};
+
+/*
+ * Latency histogram: log2 buckets, each split into 16 linear sub-buckets,
+ * over nanoseconds. Values below 16 ns have a bucket each. The sub-buckets bound the
+ * error of a percentile taken at a bucket midpoint to about 3%. Values of
+ * 2^40 ns (~18 min) and more land in the last bucket.
+ */
+#define SHHIM_HIST_SUB_BITS 4
+#define SHHIM_HIST_SUB      (1 << SHHIM_HIST_SUB_BITS)
+#define SHHIM_HIST_MAX_LOG2 40
+#define SHHIM_HIST_BUCKETS  ((SHHIM_HIST_MAX_LOG2 - SHHIM_HIST_SUB_BITS + 1) * SHHIM_HIST_SUB)
+
+/* floor(log2(v)) for v > 0, branch-light so it verifies on every kernel. */
+static inline __u32 shhim_log2_u64(__u64 v)
+{
+	__u32 r = 0;
+
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8)  { v >>= 8;  r += 8; }
+	if (v >> 4)  { v >>= 4;  r += 4; }
+	if (v >> 2)  { v >>= 2;  r += 2; }
+	if (v >> 1)  { r += 1; }
+	return r;
+}
+
+static inline __u32 shhim_hist_bucket(__u64 ns)
+{
+	__u32 k;
+
+	if (ns < SHHIM_HIST_SUB)
+		return (__u32)ns;
+	k = shhim_log2_u64(ns);
+	if (k >= SHHIM_HIST_MAX_LOG2)
+		return SHHIM_HIST_BUCKETS - 1;
+	return (k - SHHIM_HIST_SUB_BITS + 1) * SHHIM_HIST_SUB +
+	       (__u32)((ns >> (k - SHHIM_HIST_SUB_BITS)) & (SHHIM_HIST_SUB - 1));
+}
+
+/* Smallest value that falls in bucket b (inverse of shhim_hist_bucket). */
+static inline __u64 shhim_hist_bucket_low(__u32 b)
+{
+	__u32 k;
+
+	if (b < SHHIM_HIST_SUB)
+		return b;
+	k = b / SHHIM_HIST_SUB + SHHIM_HIST_SUB_BITS - 1;
+	return (1ULL << k) + ((__u64)(b % SHHIM_HIST_SUB) << (k - SHHIM_HIST_SUB_BITS));
+}
+
+struct shhim_hist {
+	__u64 count;
+	__u64 sum_ns;
+	__u64 buckets[SHHIM_HIST_BUCKETS];
+};
+
+enum shhim_http_class {
+	SHHIM_HTTP_1XX = 0,
+	SHHIM_HTTP_2XX = 1,
+	SHHIM_HTTP_3XX = 2,
+	SHHIM_HTTP_4XX = 3,
+	SHHIM_HTTP_5XX = 4,
+	SHHIM_HTTP_CLASS_MAX = 5,
+};
+
+/* MLLP acknowledgment codes from MSA-1. */
+enum shhim_mllp_ack {
+	SHHIM_MLLP_AA = 0,
+	SHHIM_MLLP_AE = 1,
+	SHHIM_MLLP_AR = 2,
+	SHHIM_MLLP_CA = 3,
+	SHHIM_MLLP_CE = 4,
+	SHHIM_MLLP_CR = 5,
+	SHHIM_MLLP_ACK_MAX = 6,
+};
+
+/* Value of the backend map, keyed by the server's struct shhim_endpoint. */
+struct shhim_backend {
+	__u64 first_seen_ns;
+	__u64 last_seen_ns;
+	__u64 flows;                    /* flows created towards this backend */
+	__u64 conn_attempts;            /* first SYNs */
+	__u64 conn_established;         /* SYN-ACKs answering them */
+	__u64 refused;                  /* RST answering a SYN */
+	__u64 syn_timeouts;             /* SYN unanswered within the timeout */
+	__u64 resets;                   /* RST from the server mid-connection */
+	__u64 icmp_errors;
+	__u64 requests;                 /* request starts (client payload) */
+	__u64 responses;                /* first response bytes */
+	__u64 http_status[SHHIM_HTTP_CLASS_MAX];
+	__u64 mllp_acks[SHHIM_MLLP_ACK_MAX];
+	__u64 app_unparsed;             /* responses that were neither */
+	__u64 retransmits;
+	__u64 rto_events;
+	__u64 srtt_us_sum;              /* mean RTT = sum / samples */
+	__u64 srtt_samples;
+	__u32 srtt_us_last;
+	__u32 pad;
+	struct shhim_hist handshake;    /* SYN to SYN-ACK */
+	struct shhim_hist response;     /* request to first response byte */
+};
+
+/* Failure events sent up the ring buffer. */
+enum shhim_event_kind {
+	SHHIM_EV_REFUSED = 1,       /* RST answering a SYN */
+	SHHIM_EV_SYN_TIMEOUT = 2,   /* SYN unanswered within the timeout */
+	SHHIM_EV_RESET = 3,         /* RST from the server mid-connection */
+	SHHIM_EV_ICMP_ERROR = 4,    /* detail: type << 8 | code */
+	SHHIM_EV_HTTP_5XX = 5,      /* detail: status code */
+	SHHIM_EV_MLLP_NACK = 6,     /* detail: enum shhim_mllp_ack */
+	SHHIM_EV_KIND_MAX = 7,
+};
+
+enum shhim_hook {
+	SHHIM_HOOK_XDP_INGRESS = 1,
+	SHHIM_HOOK_TC_EGRESS = 2,
+	SHHIM_HOOK_SOCKOPS = 3,
+	SHHIM_HOOK_TRACEPOINT = 4,
+};
+
+struct shhim_event {
+	__u64 ts_ns;                    /* bpf_ktime_get_ns() at detection */
+	struct shhim_endpoint client;
+	struct shhim_endpoint server;
+	__u32 kind;                     /* enum shhim_event_kind */
+	__u32 detail;
+	__u32 ifindex;
+	__u32 hook;                     /* enum shhim_hook */
+};
+
+/*
+ * Global counters: one per-CPU array indexed by this enum. Parse-error
+ * reasons form one contiguous range so userspace can sum them.
+ */
+enum shhim_counter {
+	SHHIM_CTR_XDP_PACKETS = 0,
+	SHHIM_CTR_TC_PACKETS,
+	SHHIM_CTR_NON_IP,               /* ARP, LLDP...: passed, not parsed */
+	SHHIM_CTR_FRAGMENTS,            /* non-first fragments: no L4 header */
+	SHHIM_CTR_FLOWS_CREATED,
+	SHHIM_CTR_FLOW_CREATE_FAILED,
+	SHHIM_CTR_BACKENDS_CREATED,
+	SHHIM_CTR_BACKEND_CREATE_FAILED,
+	SHHIM_CTR_EVENTS_SENT,
+	SHHIM_CTR_EVENTS_LOST,          /* ring buffer full */
+	SHHIM_CTR_SOCKOPS_CALLS,
+	SHHIM_CTR_TP_RETRANSMITS,
+	SHHIM_CTR_TP_RESETS,
+	SHHIM_CTR_TP_STATE_CHANGES,
+	/* parse errors: the frame is counted here and passed */
+	SHHIM_CTR_PERR_FIRST,
+	SHHIM_CTR_PERR_ETH_TRUNC = SHHIM_CTR_PERR_FIRST,
+	SHHIM_CTR_PERR_VLAN_TRUNC,
+	SHHIM_CTR_PERR_VLAN_TOO_DEEP,
+	SHHIM_CTR_PERR_IPV4_TRUNC,
+	SHHIM_CTR_PERR_IPV4_BAD_VERSION,
+	SHHIM_CTR_PERR_IPV4_BAD_IHL,
+	SHHIM_CTR_PERR_IPV4_BAD_TOTLEN,
+	SHHIM_CTR_PERR_IPV6_TRUNC,
+	SHHIM_CTR_PERR_IPV6_BAD_VERSION,
+	SHHIM_CTR_PERR_IPV6_EXT_TRUNC,
+	SHHIM_CTR_PERR_IPV6_EXT_TOO_DEEP,
+	SHHIM_CTR_PERR_IP_LEN_EXCEEDS_FRAME,
+	SHHIM_CTR_PERR_TCP_TRUNC,
+	SHHIM_CTR_PERR_TCP_BAD_DOFF,
+	SHHIM_CTR_PERR_UDP_TRUNC,
+	SHHIM_CTR_PERR_UDP_BAD_LEN,
+	SHHIM_CTR_PERR_ICMP_TRUNC,
+	SHHIM_CTR_PERR_ICMP_INNER_TRUNC,
+	SHHIM_CTR_PERR_LAST = SHHIM_CTR_PERR_ICMP_INNER_TRUNC,
+	SHHIM_CTR_MAX,
+};
+
+/* Agent-written settings, one entry in an array map. */
+struct shhim_config {
+	__u64 syn_timeout_ns;
+	__u64 build_id;                 /* loader's hash of the BPF objects it pinned */
+	__u32 flags;                    /* reserved, 0 */
+	__u32 pad;
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct shhim_endpoint) == 20, "shhim_endpoint ABI");
+static_assert(sizeof(struct shhim_flow_key) == 40, "shhim_flow_key ABI");
+static_assert(sizeof(struct shhim_flow) == 144, "shhim_flow ABI");
+static_assert(sizeof(struct shhim_hist) == 16 + 8 * SHHIM_HIST_BUCKETS, "shhim_hist ABI");
+static_assert(sizeof(struct shhim_event) == 64, "shhim_event ABI");
+static_assert(sizeof(struct shhim_config) == 24, "shhim_config ABI");
+static_assert(SHHIM_HIST_BUCKETS == 592, "histogram layout");
+#elif defined(__BPF__)
+_Static_assert(sizeof(struct shhim_endpoint) == 20, "shhim_endpoint ABI");
+_Static_assert(sizeof(struct shhim_flow_key) == 40, "shhim_flow_key ABI");
+_Static_assert(sizeof(struct shhim_flow) == 144, "shhim_flow ABI");
+_Static_assert(sizeof(struct shhim_event) == 64, "shhim_event ABI");
+#endif
+
+#endif /* SHHIM_ABI_H */

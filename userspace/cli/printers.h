@@ -1,0 +1,53 @@
+// shhimctl output: pure functions from API messages to text, so every
+// table and unit format is unit-tested without an agent.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/message.h>
+
+#include "shhim.pb.h"
+
+namespace shhim::cli {
+
+// Protobuf JSON mapping of the message, field names as in the .proto, zero
+// values included, one document ending in a newline.
+std::string toJson(const google::protobuf::Message& message);
+
+// Human units.
+std::string formatDuration(double seconds);      // "0.087 ms", "40.9 ms", "12.3 s"; "-" for 0
+std::string formatBytes(std::uint64_t bytes);    // "512 B", "1.5 KiB", "3.0 MiB", "2.0 GiB"
+std::string formatRate(double per_second);       // "12.5/s"
+std::string formatPercent(double fraction);      // "1.9%"
+std::string formatUptime(double seconds);        // "45s", "3m 07s", "2h 03m 12s", "4d 01h 00m"
+std::string formatUnixTimeUtc(std::int64_t unix_ns);  // "2025-11-23T21:12:03.123Z", "-" for 0
+std::string formatEndpoint(const shhim::v1::Endpoint& endpoint);  // "198.18.0.1:80", "[2001:db8::1]:443"
+
+// A text table: columns padded to their widest cell, two spaces apart,
+// numbers right-aligned, no trailing spaces.
+class Table {
+public:
+    enum class Align { Left, Right };
+    struct Column {
+        std::string header;
+        Align align = Align::Left;
+    };
+
+    explicit Table(std::vector<Column> columns);
+    void addRow(std::vector<std::string> cells);  // must have one cell per column
+    std::size_t rows() const { return rows_.size(); }
+    std::string render() const;
+
+private:
+    std::vector<Column> columns_;
+    std::vector<std::vector<std::string>> rows_;
+};
+
+std::string formatStatus(const shhim::v1::Status& status);
+std::string formatFlows(const shhim::v1::FlowList& flows);
+std::string formatBackends(const shhim::v1::BackendList& backends);
+std::string formatEvents(const shhim::v1::EventList& events);
+
+}  // namespace shhim::cli

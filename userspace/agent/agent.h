@@ -1,0 +1,31 @@
+// shhimd's run mode: start the datapath (load or reuse), then one epoll
+// loop over the ring buffer (failure events as they arrive), a timerfd
+// tick (backend rates) and a signalfd (SIGINT/SIGTERM stop, SIGHUP reloads
+// the policy), while gRPC threads answer the API.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "datapath/loader.h"
+
+namespace shhim::agent {
+
+struct AgentOptions {
+    datapath::LoadOptions load;
+    std::string socket_path;
+    std::string policy_path;  // "" = none
+    std::chrono::milliseconds tick{100};
+    std::string version;
+};
+
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread; call before any
+// other thread exists so that every thread inherits the mask and only the
+// signalfd sees them.
+void blockAgentSignals();
+
+// Returns the process exit code. On SIGINT/SIGTERM the programs stay
+// attached and pinned (fail-open): the kernel keeps counting.
+int runAgent(const AgentOptions& options);
+
+}  // namespace shhim::agent

@@ -1,0 +1,258 @@
+// shhimd: loads, attaches and pins shhim's BPF programs, then serves the
+// kernel's telemetry over gRPC. Also the preflight report and --detach.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/agent.h"
+#include "agent/logging.h"
+#include "datapath/error.h"
+#include "datapath/loader.h"
+#include "datapath/preflight.h"
+#include "shhim_abi.h"
+
+#ifndef SHHIM_VERSION
+#define SHHIM_VERSION "0.0.0"
+#endif
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+constexpr const char* kDefaultSocket = "/run/shhim/shhimd.sock";
+constexpr const char* kBpfFsMount = "/sys/fs/bpf";
+
+struct Flags {
+    std::vector<std::string> interfaces;
+    std::string cgroup;  // "" = the cgroup v2 mount, "none" = no sockops
+    std::string policy;
+    bool preflight = false;
+    bool detach = false;
+    std::string socket = kDefaultSocket;
+    std::string pin_root = SHHIM_PIN_ROOT;
+    std::uint32_t flow_entries = 0;
+    std::uint32_t syn_timeout_ms = 1000;
+    std::uint32_t tick_ms = 100;
+    std::string xdp_mode = "auto";
+    std::string log_level = "info";
+    bool no_tracepoints = false;
+};
+
+const char* kExamples = R"(
+Examples:
+  Watch two interfaces (XDP ingress + TC egress on each), sockops on the
+  whole cgroup v2 tree, with the services named in a policy:
+    shhimd --iface eth0 --iface eth1 --policy /etc/shhim/policy.yaml
+  Socket-level hooks on one cgroup only (a Kubernetes pod slice):
+    shhimd --iface eth0 --cgroup /sys/fs/cgroup/unified/kubepods.slice
+  Check what this kernel allows (exit 1 names what is missing):
+    shhimd --preflight [--iface eth0]
+  Remove every program, link, filter and pin shhimd made:
+    shhimd --detach [--pin-root /sys/fs/bpf/shhim]
+  Size the tables and the timing:
+    shhimd --iface eth0 --flow-entries 262144 --syn-timeout-ms 3000 --tick-ms 250
+  A private test instance (own pin root and socket):
+    shhimd --iface veth0 --pin-root /sys/fs/bpf/shhim-test --socket /tmp/shhimd-test.sock --log-level debug
+
+Signals: SIGINT/SIGTERM stop the agent and leave the programs attached and
+pinned (fail-open; a restart of the same build reuses them without touching
+traffic or counters); SIGHUP re-reads the policy file.
+)";
+
+std::optional<spdlog::level::level_enum> parseLevel(const std::string& name)
+{
+    if (name == "trace")
+        return spdlog::level::trace;
+    if (name == "debug")
+        return spdlog::level::debug;
+    if (name == "info")
+        return spdlog::level::info;
+    if (name == "warn")
+        return spdlog::level::warn;
+    if (name == "error")
+        return spdlog::level::err;
+    return std::nullopt;
+}
+
+shhim::datapath::XdpMode parseXdpMode(const std::string& name)
+{
+    if (name == "native")
+        return shhim::datapath::XdpMode::Native;
+    if (name == "generic")
+        return shhim::datapath::XdpMode::Generic;
+    return shhim::datapath::XdpMode::Auto;
+}
+
+int runPreflight(const Flags& flags)
+{
+    shhim::datapath::PreflightOptions options;
+    options.interfaces = flags.interfaces;
+    std::string missing;
+    for (const auto& check : shhim::datapath::preflight(options)) {
+        const char* verdict = check.ok ? "ok" : check.required ? "MISSING" : "unavailable";
+        std::printf("%-11s %-14s %s\n", verdict, check.name.c_str(), check.detail.c_str());
+        if (check.required && !check.ok)
+            missing += (missing.empty() ? "" : ", ") + check.name;
+    }
+    if (!missing.empty()) {
+        std::printf("shhimd cannot run here: missing %s\n", missing.c_str());
+        return kExitFailure;
+    }
+    std::printf("everything shhimd requires is available\n");
+    return kExitOk;
+}
+
+int runDetach(const Flags& flags)
+{
+    const auto report = shhim::datapath::detach(flags.pin_root, shhim::agent::datapathLog());
+    if (report.removed.empty() && report.problems.empty())
+        std::printf("nothing to remove: %s does not exist\n", flags.pin_root.c_str());
+    for (const auto& line : report.removed)
+        std::printf("removed %s\n", line.c_str());
+    for (const auto& line : report.problems)
+        std::printf("NOT removed: %s\n", line.c_str());
+    return report.problems.empty() ? kExitOk : kExitFailure;
+}
+
+int runAgent(const Flags& flags)
+{
+    shhim::agent::AgentOptions options;
+    options.version = SHHIM_VERSION;
+    options.socket_path = flags.socket;
+    options.policy_path = flags.policy;
+    options.tick = std::chrono::milliseconds(flags.tick_ms);
+    options.load.pin_root = flags.pin_root;
+    options.load.interfaces = flags.interfaces;
+    options.load.flow_entries = flags.flow_entries;
+    options.load.syn_timeout_ns = std::uint64_t(flags.syn_timeout_ms) * 1'000'000;
+    options.load.xdp_mode = parseXdpMode(flags.xdp_mode);
+    options.load.tracepoints = !flags.no_tracepoints;
+    options.load.log = shhim::agent::datapathLog();
+    if (flags.cgroup == "none") {
+        options.load.cgroup_path.clear();
+    } else if (!flags.cgroup.empty()) {
+        options.load.cgroup_path = flags.cgroup;
+    } else {
+        options.load.cgroup_path = shhim::datapath::findCgroup2Mount();
+        if (options.load.cgroup_path.empty())
+            spdlog::warn("no cgroup v2 mount found: sockops (RTT, RTO) not attached; give --cgroup PATH");
+    }
+
+    // The pin root lives on bpffs; on hosts that do not mount it, shhimd does.
+    if (flags.pin_root.rfind(std::string(kBpfFsMount) + "/", 0) == 0 &&
+        shhim::datapath::mountBpfFsIfMissing(kBpfFsMount))
+        spdlog::info("mounted a BPF filesystem at {}", kBpfFsMount);
+
+    return shhim::agent::runAgent(options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    // Before any thread exists (gRPC starts several), so that all inherit it.
+    shhim::agent::blockAgentSignals();
+
+    Flags flags;
+    CLI::App app{"shhimd " SHHIM_VERSION
+                 " - kernel-level traffic monitor for clinical networks: loads shhim's eBPF programs (XDP "
+                 "ingress, TC egress, sockops, TCP tracepoints), pins them under the pin root and serves their "
+                 "telemetry over gRPC to shhimctl.",
+                 "shhimd"};
+    app.footer(kExamples);
+    app.set_version_flag("--version", SHHIM_VERSION);
+
+    app.add_option("--iface", flags.interfaces,
+                   "Interface to watch (repeatable): XDP on ingress, TC clsact on egress")
+        ->group("Attach")
+        ->type_name("IF");
+    app.add_option("--cgroup", flags.cgroup,
+                   "cgroup v2 directory for the sockops hook (default: the cgroup v2 mount, found in "
+                   "/proc/self/mountinfo; 'none': no sockops)")
+        ->group("Attach")
+        ->type_name("PATH");
+    app.add_option("--xdp-mode", flags.xdp_mode,
+                   "XDP attach mode: auto (native, else generic), native, generic")
+        ->group("Attach")
+        ->check(CLI::IsMember({"auto", "native", "generic"}))
+        ->default_str("auto");
+    app.add_flag("--no-tracepoints", flags.no_tracepoints, "Do not attach the tp_btf TCP tracepoints")
+        ->group("Attach");
+    app.add_option("--pin-root", flags.pin_root, "Where maps, programs and links are pinned (on bpffs)")
+        ->group("Attach")
+        ->type_name("PATH")
+        ->default_str(SHHIM_PIN_ROOT);
+
+    auto* preflight = app.add_flag("--preflight", flags.preflight,
+                                   "Report what this kernel allows, one line per check; exit 1 naming anything "
+                                   "required that is missing")
+                          ->group("Modes");
+    auto* detach = app.add_flag("--detach", flags.detach,
+                                "Remove every TC filter, link, program and pin under --pin-root, then exit")
+                       ->group("Modes");
+    preflight->excludes(detach);
+
+    app.add_option("--policy", flags.policy, "Policy YAML file (services to watch); SIGHUP re-reads it")
+        ->group("Agent")
+        ->type_name("FILE");
+    app.add_option("--socket", flags.socket, "gRPC Unix socket (mode 0600)")
+        ->group("Agent")
+        ->type_name("PATH")
+        ->default_str(kDefaultSocket);
+    app.add_option("--tick-ms", flags.tick_ms, "How often backend rates are computed")
+        ->group("Agent")
+        ->check(CLI::Range(10u, 60000u))
+        ->default_str("100");
+    app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error")
+        ->group("Agent")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+        ->default_str("info");
+
+    app.add_option("--flow-entries", flags.flow_entries,
+                   "Capacity of the per-flow LRU table (default 65536, or the size of an already pinned "
+                   "table; changing it needs --detach first)")
+        ->group("Kernel tables")
+        ->type_name("N")
+        ->check(CLI::Range(1024u, 1u << 24));
+    app.add_option("--syn-timeout-ms", flags.syn_timeout_ms,
+                   "A SYN unanswered this long and retransmitted is reported as a SYN timeout")
+        ->group("Kernel tables")
+        ->type_name("N")
+        ->check(CLI::Range(1u, 600000u))
+        ->default_str("1000");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? kExitOk : kExitUsage;
+    }
+
+    shhim::agent::setupLogging(*parseLevel(flags.log_level));
+    try {
+        if (flags.preflight)
+            return runPreflight(flags);
+        if (flags.detach)
+            return runDetach(flags);
+        return runAgent(flags);
+    } catch (const shhim::datapath::Error& e) {
+        spdlog::error("{}", e.what());
+        std::error_code ec;
+        if (!flags.preflight && !flags.detach && std::filesystem::exists(flags.pin_root, ec))
+            spdlog::error("whatever was attached before this failure stays in place (fail-open); "
+                          "`shhimd --detach --pin-root {}` removes it",
+                          flags.pin_root);
+        return kExitFailure;
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return kExitFailure;
+    }
+}

@@ -1,0 +1,221 @@
+#include "agent/server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "core/telemetry.h"
+#include "datapath/error.h"
+#include "shhim.grpc.pb.h"
+
+namespace shhim::agent {
+namespace {
+
+std::int64_t clockNs(clockid_t clock)
+{
+    timespec ts = {};
+    ::clock_gettime(clock, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Kernel timestamps are CLOCK_MONOTONIC; the API speaks Unix time.
+std::int64_t monoToUnixNow()
+{
+    const std::int64_t mono = clockNs(CLOCK_MONOTONIC);
+    const std::int64_t real = clockNs(CLOCK_REALTIME);
+    return core::monoToUnixOffsetNs(real, mono);
+}
+
+grpc::Status internalError(const std::string& rpc, const std::exception& e)
+{
+    return grpc::Status(grpc::StatusCode::INTERNAL, rpc + ": " + e.what());
+}
+
+class ShhimService final : public shhim::v1::Shhim::Service {
+public:
+    explicit ShhimService(ApiContext context) : context_(std::move(context)) {}
+
+    grpc::Status GetStatus(grpc::ServerContext*, const v1::StatusRequest*, v1::Status* out) override
+    {
+        try {
+            const auto& datapath = context_.datapath;
+            out->set_version(context_.version);
+            out->set_build_id(datapath::formatBuildId(datapath.buildId()));
+            out->set_uptime_seconds(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - context_.started).count());
+            for (const auto& a : datapath.attachments()) {
+                auto* attachment = out->add_attachments();
+                attachment->set_hook(a.hook);
+                attachment->set_target(a.target);
+                attachment->set_program(a.program);
+                attachment->set_program_id(a.program_id);
+                attachment->set_mode(a.mode);
+            }
+            for (const auto& fill : datapath.maps().fills()) {
+                auto* map = out->add_maps();
+                map->set_name(fill.name);
+                map->set_entries(fill.entries);
+                map->set_max_entries(fill.max_entries);
+            }
+            const datapath::Counters counters = datapath.maps().counters();
+            std::uint64_t parse_errors = 0;
+            for (std::uint32_t id = 0; id < counters.size(); ++id) {
+                auto* counter = out->add_counters();
+                counter->set_name(std::string(core::counterName(id)));
+                counter->set_value(counters[id]);
+                if (core::isParseErrorCounter(id))
+                    parse_errors += counters[id];
+            }
+            out->set_events_received(context_.state.eventsReceived());
+            out->set_events_lost(counters[SHHIM_CTR_EVENTS_LOST]);
+            out->set_parse_errors(parse_errors);
+            out->set_reused_pinned_state(datapath.reusedPinnedState());
+            if (const auto policy = context_.state.policy())
+                out->set_policy_file(policy->path);
+            return grpc::Status::OK;
+        } catch (const std::exception& e) {
+            return internalError("GetStatus", e);
+        }
+    }
+
+    grpc::Status ListFlows(grpc::ServerContext*, const v1::FlowsRequest* request, v1::FlowList* out) override
+    {
+        const auto sort = core::parseFlowSort(request->sort());
+        if (!sort)
+            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                "unknown sort '" + request->sort() + "' (bytes, packets, latency, errors)");
+        try {
+            const std::int64_t offset = monoToUnixNow();
+            const auto records = context_.datapath.maps().flows();
+            std::vector<v1::Flow> flows;
+            flows.reserve(records.size());
+            for (const auto& record : records)
+                flows.push_back(core::toFlow(record.key, record.flow, offset));
+            out->set_total(flows.size());
+            core::sortAndTrim(flows, *sort, request->top());
+            for (auto& flow : flows)
+                *out->add_flows() = std::move(flow);
+            return grpc::Status::OK;
+        } catch (const std::exception& e) {
+            return internalError("ListFlows", e);
+        }
+    }
+
+    grpc::Status ListBackends(grpc::ServerContext*, const v1::BackendsRequest*, v1::BackendList* out) override
+    {
+        try {
+            const std::int64_t offset = monoToUnixNow();
+            for (const auto& record : context_.datapath.maps().backends()) {
+                v1::Backend backend = core::toBackend(record.endpoint, record.backend, offset);
+                // Rates exist once the entry has been seen by two ticks.
+                if (const auto rates = context_.state.ratesOf(record.endpoint)) {
+                    backend.set_request_rate_per_second(rates->requests_per_second);
+                    backend.set_error_rate_per_second(rates->errors_per_second);
+                }
+                *out->add_backends() = std::move(backend);
+            }
+            return grpc::Status::OK;
+        } catch (const std::exception& e) {
+            return internalError("ListBackends", e);
+        }
+    }
+
+    grpc::Status ListEvents(grpc::ServerContext*, const v1::EventsRequest* request, v1::EventList* out) override
+    {
+        try {
+            const std::int64_t offset = monoToUnixNow();
+            for (const auto& event : context_.state.newestEvents(request->last()))
+                *out->add_events() = core::toEvent(event, offset);
+            return grpc::Status::OK;
+        } catch (const std::exception& e) {
+            return internalError("ListEvents", e);
+        }
+    }
+
+private:
+    ApiContext context_;
+};
+
+std::string errnoText(int error) { return datapath::errnoText(error); }
+
+}  // namespace
+
+struct ApiServer::Impl {
+    std::string socket_path;
+    ShhimService service;
+    std::unique_ptr<grpc::Server> server;
+
+    Impl(std::string path, ApiContext context) : socket_path(std::move(path)), service(std::move(context)) {}
+};
+
+void claimSocketPath(const std::string& socket_path)
+{
+    namespace fs = std::filesystem;
+    const fs::path directory = fs::path(socket_path).parent_path();
+    std::error_code ec;
+    if (!directory.empty() && !fs::exists(directory, ec)) {
+        fs::create_directories(directory, ec);
+        if (ec)
+            throw std::runtime_error("create socket directory " + directory.string() + ": " + ec.message());
+        ::chmod(directory.c_str(), 0755);
+    }
+    if (!fs::exists(fs::symlink_status(socket_path, ec)))
+        return;
+
+    sockaddr_un address = {};
+    address.sun_family = AF_UNIX;
+    if (socket_path.size() >= sizeof(address.sun_path))
+        throw std::runtime_error("socket path " + socket_path + " is too long for a Unix socket");
+    std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0)
+        throw std::runtime_error("create probe socket: " + errnoText(errno));
+    const bool answered = ::connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0;
+    ::close(probe);
+    if (answered)
+        throw std::runtime_error("another shhimd is serving on " + socket_path +
+                                 " (stop it first, or give this one --socket)");
+    if (::unlink(socket_path.c_str()) != 0)
+        throw std::runtime_error("remove stale socket " + socket_path + ": " + errnoText(errno));
+}
+
+ApiServer::ApiServer(const std::string& socket_path, ApiContext context)
+    : impl_(std::make_unique<Impl>(socket_path, std::move(context)))
+{
+    claimSocketPath(socket_path);
+    grpc::ServerBuilder builder;
+    int bound_port = 0;
+    builder.AddListeningPort("unix:" + socket_path, grpc::InsecureServerCredentials(), &bound_port);
+    builder.RegisterService(&impl_->service);
+    // The socket is created inside BuildAndStart: a tight umask means it
+    // is never reachable by others, not even before the chmod below.
+    const mode_t previous_umask = ::umask(0077);
+    impl_->server = builder.BuildAndStart();
+    ::umask(previous_umask);
+    if (!impl_->server)
+        throw std::runtime_error("cannot serve gRPC on unix:" + socket_path + " (see the gRPC message above)");
+    if (::chmod(socket_path.c_str(), 0600) != 0)
+        throw std::runtime_error("chmod 0600 " + socket_path + ": " + errnoText(errno));
+}
+
+ApiServer::~ApiServer() { shutdown(); }
+
+void ApiServer::shutdown()
+{
+    if (!impl_ || !impl_->server)
+        return;
+    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    impl_->server->Wait();
+    impl_->server.reset();
+    ::unlink(impl_->socket_path.c_str());
+}
+
+}  // namespace shhim::agent

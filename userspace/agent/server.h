@@ -1,0 +1,44 @@
+// The gRPC API (service shhim.v1.Shhim) on a Unix socket. gRPC types stay
+// inside server.cpp; this header is all the event loop sees.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "agent/state.h"
+#include "datapath/loader.h"
+
+namespace shhim::agent {
+
+struct ApiContext {
+    const datapath::Datapath& datapath;
+    const AgentState& state;
+    std::chrono::steady_clock::time_point started;
+    std::string version;
+};
+
+class ApiServer {
+public:
+    // Creates the socket's directory (0755) if needed, refuses if another
+    // agent answers on the socket, binds and chmods the socket to 0600.
+    // Throws std::runtime_error with the socket path on failure.
+    ApiServer(const std::string& socket_path, ApiContext context);
+    ~ApiServer();
+    ApiServer(const ApiServer&) = delete;
+    ApiServer& operator=(const ApiServer&) = delete;
+
+    // Stops accepting calls, waits briefly for running ones, removes the socket.
+    void shutdown();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Fails (std::runtime_error) if something accepts connections on the
+// socket: two agents on one socket would answer for different datapaths.
+// A stale socket file from a killed agent is removed.
+void claimSocketPath(const std::string& socket_path);
+
+}  // namespace shhim::agent

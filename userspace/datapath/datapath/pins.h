@@ -1,0 +1,52 @@
+// Layout of the pin root (see bpf/shhim_abi.h and the team brief):
+//   <root>/<map name>            maps, pinned by libbpf (pin_root_path)
+//   <root>/progs/<function>      programs
+//   <root>/links/xdp@<ifname>    XDP links; TC egress filters sit on the
+//   <root>/links/sockops@cgroup  same interfaces
+//   <root>/links/tp@<tracepoint>
+//   <root>/staging/              transient: a pin being replaced
+#pragma once
+
+#include <array>
+#include <string>
+#include <string_view>
+
+namespace shhim::datapath::pins {
+
+inline constexpr std::string_view kProgsDir = "progs";
+inline constexpr std::string_view kLinksDir = "links";
+// Replacement pins are made here and renamed into place (bpffs has no dots).
+inline constexpr std::string_view kStagingDir = "staging";
+inline constexpr std::string_view kXdpLinkPrefix = "xdp@";
+inline constexpr std::string_view kSockopsLink = "sockops@cgroup";
+inline constexpr std::string_view kTracepointLinkPrefix = "tp@";
+
+inline constexpr std::array<std::string_view, 5> kMapNames = {
+    "shhim_flows", "shhim_backends", "shhim_counters", "shhim_events", "shhim_config"};
+
+inline std::string join(std::string_view root, std::string_view a)
+{
+    std::string path(root);
+    if (!path.empty() && path.back() != '/')
+        path += '/';
+    path += a;
+    return path;
+}
+inline std::string join(std::string_view root, std::string_view a, std::string_view b)
+{
+    return join(join(root, a), b);
+}
+
+inline std::string map(std::string_view root, std::string_view name) { return join(root, name); }
+inline std::string program(std::string_view root, std::string_view name) { return join(root, kProgsDir, name); }
+inline std::string xdpLink(std::string_view root, std::string_view ifname)
+{
+    return join(root, kLinksDir, std::string(kXdpLinkPrefix) + std::string(ifname));
+}
+inline std::string sockopsLink(std::string_view root) { return join(root, kLinksDir, kSockopsLink); }
+inline std::string tracepointLink(std::string_view root, std::string_view tracepoint)
+{
+    return join(root, kLinksDir, std::string(kTracepointLinkPrefix) + std::string(tracepoint));
+}
+
+}  // namespace shhim::datapath::pins

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages shhim needs to build, test and run, and
+# mounts bpffs. Idempotent: it only runs apt-get when a package is missing,
+# and only mounts what is not mounted. Needs no standard input.
+set -euo pipefail
+
+# The exact package list (Debian 12 "bookworm" names).
+readonly PACKAGES=(
+  # toolchain
+  build-essential cmake pkg-config clang llvm
+  # BPF: libbpf, bpftool (skeletons, vmlinux.h), libxdp and xdp-tools
+  libbpf-dev bpftool libxdp-dev xdp-tools libelf-dev zlib1g-dev
+  # API: protobuf + gRPC
+  protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
+  # C++ libraries
+  libeigen3-dev libcli11-dev doctest-dev libyaml-cpp-dev libspdlog-dev
+  libcpp-httplib-dev libssl-dev
+  # test bed and scripts: ip/netns, jq, nsenter (util-linux), curl, timeout (coreutils)
+  iproute2 jq util-linux curl coreutils procps
+)
+
+log() { printf 'setup-deps: %s\n' "$*" >&2; }
+
+is_installed() {
+  [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" == "installed" ]]
+}
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  is_installed "$pkg" || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+  log "all ${#PACKAGES[@]} packages present"
+else
+  if ((EUID != 0)); then
+    log "missing packages: ${missing[*]}; run as root to install them"
+    exit 1
+  fi
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q </dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+# bpffs: the agent pins its maps, programs and links here.
+if ! mountpoint -q /sys/fs/bpf; then
+  if ((EUID != 0)); then
+    log "/sys/fs/bpf is not mounted; run as root to mount bpffs"
+    exit 1
+  fi
+  log "mounting bpffs at /sys/fs/bpf"
+  mkdir -p /sys/fs/bpf
+  mount -t bpf bpf /sys/fs/bpf
+fi

@@ -95,6 +95,7 @@ int runPreflight(const Flags& flags)
 {
     shhim::datapath::PreflightOptions options;
     options.interfaces = flags.interfaces;
+    options.cgroup_path = flags.cgroup;
     std::string missing;
     for (const auto& check : shhim::datapath::preflight(options)) {
         const char* verdict = check.ok ? "ok" : check.required ? "MISSING" : "unavailable";

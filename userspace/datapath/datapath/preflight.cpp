@@ -291,6 +291,23 @@ std::string findCgroup2Mount()
     return "";
 }
 
+// The cgroup shhimd would attach sockops to: the one asked for, else the v2 mount.
+PreflightCheck checkCgroup(const std::string& requested)
+{
+    if (requested == "none")
+        return {"cgroup_v2", false, true, "not used (--cgroup none: no socket-level hooks)"};
+    if (!requested.empty()) {
+        const bool ok = isCgroup2Directory(requested);
+        return {"cgroup_v2", true, ok,
+                ok ? requested + " is a cgroup v2 directory"
+                   : requested + " is not a cgroup v2 directory (sockops needs one; see /proc/self/mountinfo)"};
+    }
+    const std::string mount = findCgroup2Mount();
+    return {"cgroup_v2", true, !mount.empty(),
+            mount.empty() ? "no cgroup2 mount in /proc/self/mountinfo (sockops needs cgroup v2)"
+                          : "mounted at " + mount};
+}
+
 std::vector<PreflightCheck> preflight(const PreflightOptions& options)
 {
     std::vector<PreflightCheck> checks;
@@ -320,10 +337,7 @@ std::vector<PreflightCheck> preflight(const PreflightOptions& options)
     checks.push_back(probeProgType("tc_clsact", BPF_PROG_TYPE_SCHED_CLS,
                                    "sched_cls programs load (attached on a clsact qdisc, egress)"));
 
-    const std::string cgroup = findCgroup2Mount();
-    checks.push_back({"cgroup_v2", true, !cgroup.empty(),
-                      cgroup.empty() ? "no cgroup2 mount in /proc/self/mountinfo (sockops needs cgroup v2)"
-                                     : "mounted at " + cgroup});
+    checks.push_back(checkCgroup(options.cgroup_path));
 
     checks.push_back(probeProgType("sockops", BPF_PROG_TYPE_SOCK_OPS, "sock_ops programs load (RTT, RTO)"));
     checks.push_back(probeTpBtf());

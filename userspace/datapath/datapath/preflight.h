@@ -16,6 +16,7 @@ struct PreflightCheck {
 
 struct PreflightOptions {
     std::vector<std::string> interfaces;  // also report their drivers (native XDP depends on it)
+    std::string cgroup_path;              // checked instead of the mount when set ("none": skipped)
 };
 
 std::vector<PreflightCheck> preflight(const PreflightOptions& options = {});

@@ -2,7 +2,7 @@
 /*
  * shhim_abi.h - the one definition of everything the kernel programs and
  * userspace share: map keys and values, event records, counter ids and the
- * latency histogram layout. Included by every bpf/*.bpf.c and by
+ * latency histogram layout. Included by every bpf/<name>.bpf.c and by
  * userspace/datapath; static_asserts at the bottom pin the sizes.
  *
  * Conventions:

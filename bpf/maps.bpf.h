@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * maps.bpf.h - the five maps every shhim BPF object shares.
+ *
+ * Each object declares the same maps with LIBBPF_PIN_BY_NAME, so objects
+ * opened with the same pin_root_path reuse one set of maps (and a restarted
+ * agent reuses the maps the previous one pinned). The layout of keys and
+ * values lives in shhim_abi.h; this file only binds them to map types.
+ */
+#ifndef SHHIM_MAPS_BPF_H
+#define SHHIM_MAPS_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "shhim_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SHHIM_DEFAULT_FLOW_ENTRIES);
+	__type(key, struct shhim_flow_key);
+	__type(value, struct shhim_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_FLOWS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHHIM_DEFAULT_BACKEND_ENTRIES);
+	__type(key, struct shhim_endpoint);
+	__type(value, struct shhim_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_BACKENDS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SHHIM_CTR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_COUNTERS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SHHIM_EVENTS_RING_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_EVENTS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shhim_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_CONFIG SEC(".maps");
+
+/*
+ * Per-CPU counter bump. A plain add is enough: the slot belongs to this CPU
+ * and BPF programs run with migration disabled.
+ */
+static __always_inline void shhim_count(__u32 counter)
+{
+	__u64 *value = bpf_map_lookup_elem(&SHHIM_MAP_COUNTERS, &counter);
+
+	if (value)
+		*value += 1;
+}
+
+#endif /* SHHIM_MAPS_BPF_H */

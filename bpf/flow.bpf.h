@@ -182,6 +182,15 @@ static __always_inline void shhim_flow_count(struct shhim_flow *f, __u32 dir,
 	f->last_seen_ns = shhim_now_coarse();
 }
 
+/* Loads n bytes, n in 1..SHHIM_PEEK_CHUNK: the length register is bounded by arithmetic
+ * right before the call, so every verifier (6.1's included) sees 1..CHUNK on it. */
+#define SHHIM_LOAD_EXACT(ctx, off, buf, n) ({				\
+	__u64 __len = (n) - 1;						\
+	asm volatile("" : "+r"(__len));					\
+	__len = (__len & (SHHIM_PEEK_CHUNK - 1)) + 1;			\
+	SHHIM_LOAD_BYTES(ctx, off, buf, __len);				\
+})
+
 /*
  * Bytes to load for a peek: 1..SHHIM_PEEK_CHUNK, or 0 for none. 64-bit so
  * clang does not zero-extend a copy (the verifier would not link the copy's
@@ -247,7 +256,7 @@ __noinline int shhim_peek_payload(SHHIM_HOOK_CTX *ctx, __u32 off, __u32 len,
 		return 0;
 
 	n = shhim_peek_len(avail);
-	if (n == 0 || SHHIM_LOAD_BYTES(ctx, off, buf, n))
+	if (n == 0 || SHHIM_LOAD_EXACT(ctx, off, buf, n))
 		return 0;
 
 	if (n >= 12 && buf[0] == 'H' && buf[1] == 'T' && buf[2] == 'T' && buf[3] == 'P' &&
@@ -272,7 +281,7 @@ __noinline int shhim_peek_payload(SHHIM_HOOK_CTX *ctx, __u32 off, __u32 len,
 			if (avail <= done)
 				return 0;
 			n = shhim_peek_len(avail - done);
-			if (n == 0 || SHHIM_LOAD_BYTES(ctx, off + done, buf, n))
+			if (n == 0 || SHHIM_LOAD_EXACT(ctx, off + done, buf, n))
 				return 0;
 		}
 		for (i = 0; i < SHHIM_PEEK_CHUNK; i++) {

@@ -28,11 +28,15 @@ struct LibbpfLogSink {
         LibbpfLogCapture* capture = active_capture;
         if (!capture)
             return std::vfprintf(stderr, format, args);  // what libbpf does by default
-        char line[2048];
-        const int n = std::vsnprintf(line, sizeof(line), format, args);
+        va_list sizing;
+        va_copy(sizing, args);
+        const int n = std::vsnprintf(nullptr, 0, format, sizing);
+        va_end(sizing);
         if (n <= 0)
             return 0;
-        std::string text(line);
+        std::string text(static_cast<std::size_t>(n) + 1, '\0');
+        std::vsnprintf(text.data(), text.size(), format, args);
+        text.pop_back();
         capture->text_ += text;
         if (capture->text_.size() > kKeepChars)
             capture->text_.erase(0, capture->text_.size() - kKeepChars);

@@ -18,4 +18,10 @@ fi
 ((EUID == 0)) || { echo "bench.sh: run as root (BPF_PROG_TEST_RUN needs CAP_BPF)" >&2; exit 1; }
 
 echo "shhim BPF benchmark on $(uname -r), $(nproc) CPUs, $(date -u +%FT%TZ)"
-exec "$bench" "$@"
+bench_rc=0
+"$bench" "$@" || bench_rc=$?
+# Verifier complexity per program and kernel, so growth shows from one change to the next.
+echo
+echo "verified instructions per program and kernel (vm-tests/kernels.sh --insns):"
+bash "$repo_root/vm-tests/kernels.sh" --insns || echo "bench.sh: kernel matrix did not complete" >&2
+exit "$bench_rc"

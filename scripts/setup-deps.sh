@@ -17,6 +17,8 @@ readonly PACKAGES=(
   libcpp-httplib-dev libssl-dev
   # test bed and scripts: ip/netns, jq, nsenter (util-linux), curl, timeout (coreutils)
   iproute2 jq util-linux curl coreutils procps
+  # kernel matrix (vm-tests/kernels.sh): Debian LTS kernels booted under qemu
+  qemu-system-x86 busybox-static xz-utils zstd bc binutils
 )
 
 log() { printf 'setup-deps: %s\n' "$*" >&2; }

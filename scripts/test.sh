@@ -130,6 +130,8 @@ done
 # ---- kernel matrix ----
 if [[ -f vm-tests/kernels.sh ]]; then
   run_single kernels "$kernels_timeout" bash vm-tests/kernels.sh
+  # The harness must be able to fail: a build without one bounds check is refused everywhere.
+  run_single kernels-unsafe "$kernels_timeout" bash vm-tests/kernels.sh --unsafe --expect-refused
 fi
 
 header "summary"

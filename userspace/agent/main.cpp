@@ -91,13 +91,18 @@ shhim::datapath::XdpMode parseXdpMode(const std::string& name)
     return shhim::datapath::XdpMode::Auto;
 }
 
-int runPreflight(const Flags& flags)
+std::vector<shhim::datapath::PreflightCheck> preflightFor(const Flags& flags)
 {
     shhim::datapath::PreflightOptions options;
     options.interfaces = flags.interfaces;
     options.cgroup_path = flags.cgroup;
+    return shhim::datapath::preflight(options);
+}
+
+int runPreflight(const Flags& flags)
+{
     std::string missing;
-    for (const auto& check : shhim::datapath::preflight(options)) {
+    for (const auto& check : preflightFor(flags)) {
         const char* verdict = check.ok ? "ok" : check.required ? "MISSING" : "unavailable";
         std::printf("%-11s %-14s %s\n", verdict, check.name.c_str(), check.detail.c_str());
         if (check.required && !check.ok)
@@ -243,6 +248,18 @@ int main(int argc, char** argv)
             return runPreflight(flags);
         if (flags.detach)
             return runDetach(flags);
+        // Refuse up front, naming what this kernel lacks, rather than fail half-way through loading.
+        bool missing_required = false;
+        for (const auto& check : preflightFor(flags)) {
+            if (check.required && !check.ok) {
+                spdlog::error("preflight: {}: {}", check.name, check.detail);
+                missing_required = true;
+            }
+        }
+        if (missing_required) {
+            spdlog::error("shhimd cannot run on this kernel (details: shhimd --preflight)");
+            return kExitFailure;
+        }
         return runAgent(flags);
     } catch (const shhim::datapath::Error& e) {
         spdlog::error("{}", e.what());

@@ -98,6 +98,37 @@ PreflightCheck probeProgType(const std::string& name, bpf_prog_type type, const 
             rc == 0 ? "program type refused by this kernel" : "probe failed: " + errnoText(rc)};
 }
 
+// BPF helpers the shipped programs call that arrived after 5.4, with the first
+// kernel that has each: a missing one is named with the version to upgrade to.
+struct NeededHelper {
+    bpf_prog_type prog_type;
+    bpf_func_id helper;
+    const char* name;
+    const char* since;
+};
+
+constexpr NeededHelper kNeededHelpers[] = {
+    {BPF_PROG_TYPE_XDP, BPF_FUNC_jiffies64, "bpf_jiffies64", "5.5"},
+    {BPF_PROG_TYPE_XDP, BPF_FUNC_ringbuf_reserve, "bpf_ringbuf_reserve", "5.8"},
+    {BPF_PROG_TYPE_XDP, BPF_FUNC_ktime_get_coarse_ns, "bpf_ktime_get_coarse_ns", "5.11"},
+    {BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_load_bytes, "bpf_xdp_load_bytes", "5.18"},
+    {BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_skb_pull_data, "bpf_skb_pull_data", "4.9"},
+};
+
+PreflightCheck probeHelpers()
+{
+    LibbpfLogCapture quiet;
+    std::string missing;
+    for (const auto& needed : kNeededHelpers) {
+        if (libbpf_probe_bpf_helper(needed.prog_type, needed.helper, nullptr) == 1)
+            continue;
+        missing += std::string(missing.empty() ? "" : "; ") + needed.name + " (needs Linux >= " + needed.since + ")";
+    }
+    if (missing.empty())
+        return {"bpf_helpers", true, true, "every BPF helper the programs call is available (newest: 5.18)"};
+    return {"bpf_helpers", true, false, "missing " + missing};
+}
+
 PreflightCheck probeTpBtf()
 {
     const char* tracepoint = "tcp_retransmit_skb";
@@ -341,6 +372,7 @@ std::vector<PreflightCheck> preflight(const PreflightOptions& options)
 
     checks.push_back(probeProgType("sockops", BPF_PROG_TYPE_SOCK_OPS, "sock_ops programs load (RTT, RTO)"));
     checks.push_back(probeTpBtf());
+    checks.push_back(probeHelpers());
 
     {
         LibbpfLogCapture quiet;

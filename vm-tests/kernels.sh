@@ -159,7 +159,7 @@ build_all() {
 	# Static: the guest has no libc, and the host run must use the very same binary.
 	# libbpf.a needs libelf.a and libz.a (Debian's libelf 0.188 is built without zstd).
 	g++ -std=c++20 -O2 -g -Wall -Wextra -static -pthread \
-		-I"$REPO/vm-tests/kernels" -I"$REPO/userspace/datapath" \
+		-I"$REPO/vm-tests/kernels" -I"$REPO/userspace/datapath" -I"$REPO/userspace" \
 		-I"$REPO/bpf" -I"$TREE/bpf" \
 		-o "$WORK/shhim-ktest" "$REPO"/vm-tests/kernels/*.cpp "$lib" \
 		-lbpf -lelf -lz >"$WORK/gxx.log" 2>&1 ||

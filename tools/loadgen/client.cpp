@@ -173,7 +173,7 @@ ConnectResult connect_failed(int error, const tools::Endpoint& target, Clock::ti
 ConnectResult connect_to(const tools::Endpoint& target, std::chrono::milliseconds timeout)
 {
     const auto start = Clock::now();
-    tools::UniqueFd fd(::socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    UniqueFd fd(::socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd.valid())
         return connect_failed(Failure::ConnectError, "socket: " + tools::errno_text(errno), start);
     const int on = 1;

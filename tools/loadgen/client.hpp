@@ -2,7 +2,7 @@
 #pragma once
 
 #include "support/endpoint.hpp"
-#include "support/fd.hpp"
+#include "common/unique_fd.h"
 
 #include <chrono>
 #include <optional>
@@ -27,7 +27,7 @@ enum class Failure {
 };
 
 struct ConnectResult {
-    tools::UniqueFd fd; // valid on success (non-blocking)
+    UniqueFd fd; // valid on success (non-blocking)
     Failure failure = Failure::None;
     std::string detail; // for failures
     std::chrono::nanoseconds elapsed{0};

@@ -85,7 +85,7 @@ public:
 private:
     void work(WorkerTally& tally)
     {
-        tools::UniqueFd connection; // kept across requests in keep-alive mode
+        UniqueFd connection; // kept across requests in keep-alive mode
         for (;;) {
             const auto index = next_.fetch_add(1);
             if (index >= options_.count || stop_.stop_requested())
@@ -118,7 +118,7 @@ private:
         return true;
     }
 
-    void perform(std::uint64_t index, RequestRecord& record, tools::UniqueFd& connection, WorkerTally& tally)
+    void perform(std::uint64_t index, RequestRecord& record, UniqueFd& connection, WorkerTally& tally)
     {
         record.start_unix_ns = unix_now_ns();
         if (options_.connect_only) {

@@ -74,7 +74,7 @@ bool ConnectionRegistry::wait_until_empty(std::chrono::milliseconds timeout)
     return emptied_.wait_for(lock, timeout, [this] { return fds_.empty(); });
 }
 
-std::unique_ptr<ServerConnection> ServerConnection::admit(tools::UniqueFd fd, std::string peer,
+std::unique_ptr<ServerConnection> ServerConnection::admit(UniqueFd fd, std::string peer,
                                                           ConnectionRegistry& registry)
 {
     if (!registry.add(fd.get()))

@@ -2,7 +2,7 @@
 // connections (so shutdown can wake every blocked thread), and one accepted connection.
 #pragma once
 
-#include "support/fd.hpp"
+#include "common/unique_fd.h"
 
 #include <sys/types.h>
 
@@ -26,7 +26,7 @@ public:
     [[nodiscard]] int fd() const { return fd_.get(); }
 
 private:
-    tools::UniqueFd fd_;
+    UniqueFd fd_;
 };
 
 // Sleeps for `duration` (nanosecond precision) unless `stop` fires; false when stopped.
@@ -56,7 +56,7 @@ private:
 class ServerConnection {
 public:
     // Null when the registry refuses it (too many connections, or shutting down).
-    static std::unique_ptr<ServerConnection> admit(tools::UniqueFd fd, std::string peer, ConnectionRegistry& registry);
+    static std::unique_ptr<ServerConnection> admit(UniqueFd fd, std::string peer, ConnectionRegistry& registry);
     ServerConnection(const ServerConnection&) = delete;
     ServerConnection& operator=(const ServerConnection&) = delete;
     ~ServerConnection();
@@ -73,12 +73,12 @@ public:
     [[nodiscard]] int last_error() const { return last_error_; }
 
 private:
-    ServerConnection(tools::UniqueFd fd, std::string peer, ConnectionRegistry& registry)
+    ServerConnection(UniqueFd fd, std::string peer, ConnectionRegistry& registry)
         : fd_(std::move(fd)), peer_(std::move(peer)), registry_(registry)
     {
     }
 
-    tools::UniqueFd fd_;
+    UniqueFd fd_;
     std::string peer_;
     ConnectionRegistry& registry_;
     int last_error_ = 0;

@@ -91,13 +91,13 @@ void ControlServer::run()
             return;
         if (fds[1].revents == 0)
             continue;
-        tools::UniqueFd connection(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        UniqueFd connection(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (connection.valid())
             serve_one(std::move(connection));
     }
 }
 
-void ControlServer::serve_one(tools::UniqueFd connection)
+void ControlServer::serve_one(UniqueFd connection)
 {
     // One request at a time, on this thread: a stuck client may delay control for at most this.
     const timeval io_timeout{kControlIoTimeoutS, 0};

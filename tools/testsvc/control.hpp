@@ -5,7 +5,7 @@
 #include "connection.hpp"
 #include "listener.hpp"
 #include "support/endpoint.hpp"
-#include "support/fd.hpp"
+#include "common/unique_fd.h"
 
 #include <spdlog/logger.h>
 
@@ -35,7 +35,7 @@ public:
                         std::string_view body);
 
 private:
-    void serve_one(tools::UniqueFd connection);
+    void serve_one(UniqueFd connection);
     ControlReply change_faults(std::string_view query, std::string_view content_type, std::string_view body,
                                bool reset_first);
     std::string state_json() const;
@@ -44,7 +44,7 @@ private:
     std::vector<std::unique_ptr<Listener>>& listeners_;
     spdlog::logger& log_;
     const StopSignal& stop_;
-    tools::UniqueFd listen_fd_;
+    UniqueFd listen_fd_;
 };
 
 // The control API as documented in --help.

@@ -118,7 +118,7 @@ void Listener::accept_connection()
 {
     sockaddr_storage peer{};
     socklen_t peer_length = sizeof peer;
-    tools::UniqueFd fd(::accept4(listen_fd_.get(), reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_CLOEXEC));
+    UniqueFd fd(::accept4(listen_fd_.get(), reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_CLOEXEC));
     if (!fd.valid()) {
         const int error = errno;
         if (error == EAGAIN || error == EINTR || error == ECONNABORTED)

@@ -84,8 +84,8 @@ private:
 
     std::atomic<bool> listening_{false};
     std::atomic<std::uint64_t> serial_{0};
-    tools::UniqueFd listen_fd_; // owned by the accept thread once run() starts
-    tools::UniqueFd wake_fd_;   // eventfd: "faults changed, look again"
+    UniqueFd listen_fd_; // owned by the accept thread once run() starts
+    UniqueFd wake_fd_;   // eventfd: "faults changed, look again"
 };
 
 } // namespace shhim::testsvc

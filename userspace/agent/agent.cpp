@@ -19,12 +19,12 @@
 #include "core/telemetry.h"
 #include "datapath/error.h"
 #include "datapath/event_ring.h"
-#include "datapath/fd.h"
+#include "common/unique_fd.h"
 
 namespace shhim::agent {
 namespace {
 
-using datapath::UniqueFd;
+using shhim::UniqueFd;
 
 std::int64_t clockNs(clockid_t clock)
 {

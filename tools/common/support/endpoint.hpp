@@ -1,7 +1,7 @@
 // endpoint.hpp - numeric "ADDR:PORT" endpoints (IPv4 and IPv6) and TCP socket helpers.
 #pragma once
 
-#include "support/fd.hpp"
+#include "common/unique_fd.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "datapath/fd.h"
+#include "common/unique_fd.h"
 
 namespace shhim::datapath {
 

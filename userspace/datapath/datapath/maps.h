@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "datapath/fd.h"
+#include "common/unique_fd.h"
 #include "shhim_abi.h"
 
 namespace shhim::datapath {

@@ -25,7 +25,7 @@
 
 #include "datapath/bpf_handles.h"
 #include "datapath/error.h"
-#include "datapath/fd.h"
+#include "common/unique_fd.h"
 #include "datapath/kernel_objects.h"
 #include "datapath/libbpf_log.h"
 

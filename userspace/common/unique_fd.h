@@ -1,31 +1,32 @@
 // Owning file descriptor: closed exactly once, movable, never copied.
+// Shared by the datapath, the agent and the test tools.
 #pragma once
 
 #include <unistd.h>
 
 #include <utility>
 
-namespace shhim::datapath {
+namespace shhim {
 
 class UniqueFd {
 public:
-    UniqueFd() = default;
+    UniqueFd() noexcept = default;
     explicit UniqueFd(int fd) noexcept : fd_(fd) {}
-    UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
     UniqueFd& operator=(UniqueFd&& other) noexcept
     {
         if (this != &other)
-            reset(std::exchange(other.fd_, -1));
+            reset(other.release());
         return *this;
     }
     UniqueFd(const UniqueFd&) = delete;
     UniqueFd& operator=(const UniqueFd&) = delete;
     ~UniqueFd() { reset(); }
 
-    int get() const noexcept { return fd_; }
-    bool valid() const noexcept { return fd_ >= 0; }
+    [[nodiscard]] int get() const noexcept { return fd_; }
+    [[nodiscard]] bool valid() const noexcept { return fd_ >= 0; }
     explicit operator bool() const noexcept { return valid(); }
-    int release() noexcept { return std::exchange(fd_, -1); }
+    [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
     void reset(int fd = -1) noexcept
     {
         if (fd_ >= 0)
@@ -37,4 +38,4 @@ private:
     int fd_ = -1;
 };
 
-}  // namespace shhim::datapath
+}  // namespace shhim

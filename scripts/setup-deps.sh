@@ -17,6 +17,8 @@ readonly PACKAGES=(
   libcpp-httplib-dev libssl-dev
   # test bed and scripts: ip/netns, jq, nsenter (util-linux), curl, timeout (coreutils)
   iproute2 jq util-linux curl coreutils procps
+  # observability tests: Prometheus + promtool, headless Chromium (+ Node.js for playwright-core)
+  prometheus chromium nodejs
   # kernel matrix (vm-tests/kernels.sh): Debian LTS kernels booted under qemu
   qemu-system-x86 busybox-static xz-utils zstd bc binutils
 )
@@ -41,8 +43,24 @@ else
   fi
   log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages like prometheus start a daemon on install; the tests start their own
+  # on loopback, so forbid service starts while installing (policy-rc.d exit 101).
+  guard=/usr/sbin/policy-rc.d
+  if [[ ! -e "$guard" ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$guard"
+    chmod 755 "$guard"
+    trap 'rm -f "$guard"' EXIT
+  fi
   apt-get update -q </dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+# npm for the browser test's playwright-core: Debian's npm package, unless an
+# npm already came with the machine's Node.js.
+if ! command -v npm >/dev/null 2>&1; then
+  log "installing npm"
+  apt-get update -q </dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm </dev/null
 fi
 
 # bpffs: the agent pins its maps, programs and links here.

@@ -5,7 +5,8 @@
  *
  * Per packet of an established flow (shhim_account, inline): one lookup of
  * the canonical flow key, per-direction packet and byte counts, last_seen
- * from a per-tick clock. Everything else (a new flow, TCP control flags,
+ * from a per-tick clock, and the flow's priority class, cached in the flow
+ * per policy generation (class.bpf.h). Everything else (a new flow, TCP control flags,
  * the first payload of a request or of its response, ICMP errors) goes to
  * global functions that may touch the backend entry, take a precise
  * timestamp or emit an event.
@@ -146,6 +147,8 @@ static __always_inline void shhim_emit(const struct shhim_hook_ctx *hook, __u32 
 
 #ifdef SHHIM_HOOK_CTX
 /* ---- packet hooks only ---- */
+
+#include "class.bpf.h"
 
 /*
  * last_seen clock: CLOCK_MONOTONIC at tick resolution, like
@@ -388,6 +391,8 @@ static __always_inline __u32 shhim_tcp_control(const struct shhim_hook_ctx *hook
 				/* Whoever sends the SYN is the client. */
 				f->client_is_b ^= 1;
 				f->flags &= ~SHHIM_FLOW_F_ROLE_GUESSED;
+				/* Another server: classify again. */
+				f->class_gen = 0;
 				dir = SHHIM_DIR_TO_SERVER;
 			}
 			if (dir == SHHIM_DIR_TO_SERVER) {
@@ -561,10 +566,31 @@ static __always_inline void shhim_icmp_error(const struct shhim_hook_ctx *hook,
 }
 
 /*
- * Accounting for one parsed packet; the same code for every packet hook.
- * Global: verified once. Always returns 0.
+ * The flow's class under generation gen: the cached one when it was decided
+ * under gen, else classified now and cached. SHHIM_CLASS_NONE before any
+ * policy (gen 0).
  */
-__noinline int shhim_account_packet(SHHIM_HOOK_CTX *ctx, struct shhim_pkt *pkt_arg)
+static __always_inline __u32 shhim_flow_class(struct shhim_flow *f, const struct shhim_pkt *pkt,
+					      __u32 gen)
+{
+	__u32 cached = f->class_gen, cls;
+
+	if (!gen)
+		return SHHIM_CLASS_NONE;
+	if (SHHIM_CLASS_GEN_GEN(cached) == gen)
+		return SHHIM_CLASS_GEN_CLASS(cached);
+	cls = shhim_classify(shhim_server_of(&pkt->key, f->client_is_b), gen);
+	/* One 32-bit store: readers see the old pair or the new one. */
+	f->class_gen = SHHIM_CLASS_GEN(gen, cls);
+	return cls;
+}
+
+/*
+ * Accounting for one parsed packet; the same code for every packet hook.
+ * Global: verified once. Returns the packet's class under generation gen,
+ * or SHHIM_CLASS_NONE (no policy, or not part of a flow).
+ */
+__noinline __u32 shhim_account_packet(SHHIM_HOOK_CTX *ctx, struct shhim_pkt *pkt_arg, __u32 gen)
 {
 	struct shhim_hook_ctx hook_ctx = {
 		.id = SHHIM_HOOK_ID,
@@ -576,7 +602,7 @@ __noinline int shhim_account_packet(SHHIM_HOOK_CTX *ctx, struct shhim_pkt *pkt_a
 	__u32 dir;
 
 	if (!pkt_arg)
-		return 0;
+		return SHHIM_CLASS_NONE;
 	/*
 	 * Kernels before 6.2 take map keys only from the stack, packet or map
 	 * values, not from memory passed to a global function: work on a copy.
@@ -586,12 +612,26 @@ __noinline int shhim_account_packet(SHHIM_HOOK_CTX *ctx, struct shhim_pkt *pkt_a
 	if (pkt->kind != SHHIM_PKT_FLOW) {
 		if (pkt->kind == SHHIM_PKT_ICMP_ERROR)
 			shhim_icmp_error(hook, pkt);
-		return 0;
+		return SHHIM_CLASS_NONE;
 	}
 
 	f = bpf_map_lookup_elem(&SHHIM_MAP_FLOWS, &pkt->key);
-	if (!f)
-		return 0; /* creation failed (counted), or the entry was evicted since */
+	if (!f) {
+		/*
+		 * Creation failed (counted), or the entry was evicted since: still
+		 * classify, so a full flow table never demotes life-critical
+		 * traffic. The client is guessed as shhim_flow_create() would.
+		 */
+		__u8 client_is_b = 1;
+
+		if (!gen)
+			return SHHIM_CLASS_NONE;
+		if (pkt->role_hint == SHHIM_HINT_SENDER_IS_CLIENT)
+			client_is_b = pkt->sender_is_b;
+		else if (pkt->role_hint == SHHIM_HINT_SENDER_IS_SERVER)
+			client_is_b = !pkt->sender_is_b;
+		return shhim_classify(shhim_server_of(&pkt->key, client_is_b), gen);
+	}
 	dir = (pkt->sender_is_b ^ f->client_is_b) & 1;
 	if (pkt->tcp_flags & (SHHIM_TCP_SYN | SHHIM_TCP_FIN | SHHIM_TCP_RST))
 		dir = shhim_tcp_control(hook, pkt, f, dir) & 1;
@@ -600,7 +640,7 @@ __noinline int shhim_account_packet(SHHIM_HOOK_CTX *ctx, struct shhim_pkt *pkt_a
 
 	if (pkt->payload_len && !(pkt->tcp_flags & (SHHIM_TCP_SYN | SHHIM_TCP_RST)))
 		shhim_payload(ctx, hook, pkt, f, dir);
-	return 0;
+	return shhim_flow_class(f, pkt, gen);
 }
 
 /*
@@ -609,9 +649,11 @@ __noinline int shhim_account_packet(SHHIM_HOOK_CTX *ctx, struct shhim_pkt *pkt_a
  * request or answers one) is counted right here. Everything else goes to
  * the global functions; the flow is created first if it does not exist.
  * shhim_flow_create() is called from here, not from shhim_account_packet(),
- * so the deepest call chain (and its stack) stays two frames deep.
+ * so the deepest call chain (and its stack) stays three frames deep
+ * (program, shhim_account_packet, shhim_classify).
+ * Returns the packet's class under generation gen, or SHHIM_CLASS_NONE.
  */
-static __always_inline void shhim_account(SHHIM_HOOK_CTX *ctx, struct shhim_pkt *pkt)
+static __always_inline __u32 shhim_account(SHHIM_HOOK_CTX *ctx, struct shhim_pkt *pkt, __u32 gen)
 {
 	struct shhim_flow *f;
 	__u32 dir;
@@ -629,9 +671,9 @@ static __always_inline void shhim_account(SHHIM_HOOK_CTX *ctx, struct shhim_pkt 
 	if (pkt->payload_len && (dir == SHHIM_DIR_TO_SERVER) == !f->request_ts_ns)
 		goto slow;
 	shhim_flow_count(f, dir, pkt);
-	return;
+	return shhim_flow_class(f, pkt, gen);
 slow:
-	shhim_account_packet(ctx, pkt);
+	return shhim_account_packet(ctx, pkt, gen);
 }
 
 #endif /* SHHIM_HOOK_CTX */

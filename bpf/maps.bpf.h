@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * maps.bpf.h - the five maps every shhim BPF object shares.
+ * maps.bpf.h - the maps every shhim BPF object shares: telemetry (flows,
+ * backends, counters, events, config) and classes/policy (issue 3).
  *
  * Each object declares the same maps with LIBBPF_PIN_BY_NAME, so objects
  * opened with the same pin_root_path reuse one set of maps (and a restarted
@@ -51,6 +52,65 @@ struct {
 	__type(value, struct shhim_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } SHHIM_MAP_CONFIG SEC(".maps");
+
+/* ---- classes and policy: layout and semantics in shhim_abi.h ---- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shhim_policy_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_POLICY_STATE SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHHIM_POLICY_SLOTS);
+	__type(key, __u32);
+	__type(value, struct shhim_policy);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_POLICIES SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHHIM_POLICY_SLOTS * SHHIM_MAX_SERVICE_ENDPOINTS);
+	__type(key, struct shhim_service_key);
+	__type(value, struct shhim_service_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_SERVICES SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SHHIM_POLICY_SLOTS * SHHIM_MAX_RULE_PREFIXES);
+	__type(key, struct shhim_rule_key);
+	__type(value, struct shhim_rule_set);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_RULES SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHHIM_MAX_IFINDEX);
+	__type(key, __u32);
+	__type(value, struct shhim_iface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_IFACES SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SHHIM_CLASS_COUNTER_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct shhim_class_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_CLASS_COUNTERS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHHIM_CLASS_BUCKET_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct shhim_class_bucket);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_CLASS_BUCKETS SEC(".maps");
 
 /*
  * Per-CPU counter bump. A plain add is enough: the slot belongs to this CPU

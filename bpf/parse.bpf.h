@@ -131,7 +131,8 @@ struct shhim_pkt {
 	__u8 role_hint;            /* enum shhim_role_hint */
 	__u8 icmp_type;            /* ICMP errors only */
 	__u8 icmp_code;
-	__u8 pad[6];
+	__u16 l3_off;              /* IP header, from the start of the frame */
+	__u8 pad[4];
 } __attribute__((aligned(8)));
 
 /* Results of the IPv6 extension header walk. */
@@ -462,6 +463,7 @@ static __always_inline __u32 shhim_parse_ipv4(SHHIM_HOOK_CTX *ctx, void *data, v
 		return SHHIM_CTR_FRAGMENTS;
 
 	pkt->l3_len = tot;
+	pkt->l3_off = off;
 	l4off = off + ihl;
 	l4len = tot - ihl;
 	proto = iph->protocol;
@@ -515,6 +517,7 @@ static __always_inline __u32 shhim_parse_ipv6(SHHIM_HOOK_CTX *ctx, void *data, v
 		return SHHIM_CTR_PERR_IP_LEN_EXCEEDS_FRAME;
 
 	pkt->l3_len = plen + SHHIM_IPV6_HLEN;
+	pkt->l3_off = off;
 	l4off = off + SHHIM_IPV6_HLEN;
 	end = l4off + plen;
 	nh = ip6->nexthdr;

@@ -17,7 +17,7 @@
 #include <linux/types.h>
 #endif
 
-#define SHHIM_ABI_VERSION 1
+#define SHHIM_ABI_VERSION 2
 
 /* Where the agent pins every map, program and link. */
 #define SHHIM_PIN_ROOT "/sys/fs/bpf/shhim"
@@ -110,7 +110,13 @@ struct shhim_flow {
 	__u8 tcp_state;                 /* enum shhim_tcp_state */
 	__u8 app_proto;                 /* enum shhim_app_proto */
 	__u8 flags;                     /* SHHIM_FLOW_F_* */
-	__u8 pad[6];
+	__u8 pad[2];
+	/*
+	 * Priority class and the policy generation it was decided under, in one
+	 * 32-bit word so a reader never pairs a class with another generation's
+	 * number: SHHIM_CLASS_GEN(gen, class). 0: not classified yet.
+	 */
+	__u32 class_gen;
 };
 
 /*
@@ -293,6 +299,207 @@ struct shhim_config {
 	__u32 pad;
 };
 
+/*
+ * ---- Priority classes, policy and stress mode (issue 3) ----
+ *
+ * Every packet, ingress and egress, belongs to one of the seven built-in
+ * classes or to one a policy adds (class ids 7..15). A flow
+ * is classified once, on its first packet under a policy generation, and
+ * the result is cached in shhim_flow.class_gen; later packets cost array
+ * lookups only. Classification of a flow, from its server endpoint:
+ *   1. shhim_services: exact server endpoint (a service's VIP or backend);
+ *   2. shhim_rules: the rules whose prefix holds the server address, in
+ *      policy order; the first whose protocol and server port range match;
+ *   3. the policy's default class.
+ * Packets that are not part of a flow (ARP, NDP, ICMP errors, malformed
+ * frames) count under the default class and are never marked or dropped.
+ *
+ * Policies are double-buffered: every policy map is indexed by a policy
+ * slot (generation & 1). Userspace writes the slot no packet reads (the one
+ * of the previous generation, after waiting out every program that could
+ * still be using it), then publishes the new generation with one update of
+ * shhim_policy_state. A packet reads the generation once and looks only
+ * at that generation's slot, so it is classified by the old policy or the
+ * new one, never a mix. Until a first policy is applied (generation 0)
+ * everything is SHHIM_CLASS_DEFAULT and nothing is marked or shed.
+ */
+#define SHHIM_MAP_POLICY_STATE   shhim_policy_state
+#define SHHIM_MAP_POLICIES       shhim_policies
+#define SHHIM_MAP_SERVICES       shhim_services
+#define SHHIM_MAP_RULES          shhim_rules
+#define SHHIM_MAP_IFACES         shhim_ifaces
+#define SHHIM_MAP_CLASS_COUNTERS shhim_class_counters
+#define SHHIM_MAP_CLASS_BUCKETS  shhim_class_buckets
+
+/*
+ * Class ids: the built-ins, index = priority, highest first (DESIGN.md
+ * "Priority classes"); a policy's own classes follow from 7 on.
+ */
+enum shhim_class {
+	SHHIM_CLASS_LIFE_CRITICAL = 0,     /* EF 46 */
+	SHHIM_CLASS_EMERGENCY = 1,         /* CS5 40 */
+	SHHIM_CLASS_CLINICAL_REALTIME = 2, /* AF41 34 */
+	SHHIM_CLASS_CLINICAL = 3,          /* AF21 18 */
+	SHHIM_CLASS_IMAGING = 4,           /* AF11 10 */
+	SHHIM_CLASS_ADMINISTRATIVE = 5,    /* DF 0 */
+	SHHIM_CLASS_BULK = 6,              /* LE 1 */
+	SHHIM_CLASS_BUILTINS = 7,
+};
+/* Class ids are below this; per-class arrays are this wide (an index is a shift). */
+#define SHHIM_CLASS_SLOTS    16
+/* Unmatched traffic (unless the policy names another default), and all traffic before a policy. */
+#define SHHIM_CLASS_DEFAULT  SHHIM_CLASS_ADMINISTRATIVE
+/* Classes below this one (life-critical, emergency) are never shed, whatever a policy says. */
+#define SHHIM_CLASS_FIRST_SHEDDABLE SHHIM_CLASS_CLINICAL_REALTIME
+
+/* Policy generations: 24 bits, never 0 once a policy was applied, and
+ * consecutive generations always differ in their lowest bit (the slot). */
+#define SHHIM_GEN_BITS     24
+#define SHHIM_GEN_MASK     ((1u << SHHIM_GEN_BITS) - 1)
+#define SHHIM_POLICY_SLOTS 2
+#define SHHIM_GEN_SLOT(gen) ((gen) & 1u)
+/* shhim_flow.class_gen */
+#define SHHIM_CLASS_GEN(gen, cls) ((((gen) & SHHIM_GEN_MASK) << 8) | ((cls) & 0xffu))
+#define SHHIM_CLASS_GEN_GEN(v)    ((v) >> 8)
+#define SHHIM_CLASS_GEN_CLASS(v)  ((v) & 0xffu)
+
+/*
+ * skb->priority of a class on an interface with shhim's HTB tree
+ * (SHHIM_IFACE_F_HTB): major:minor of the HTB class the agent installs for
+ * it (handle SHHIM_QDISC_MAJOR:, class minor = class id + 1), so HTB sorts
+ * packets without any filter (it takes skb->priority as the class id when
+ * the major is its own handle). Elsewhere the class's configured
+ * skb_priority is written (a TC_PRIO_* band for prio-like qdiscs).
+ */
+#define SHHIM_QDISC_MAJOR 0x5348u
+#define SHHIM_CLASS_SKB_PRIORITY(cls) ((SHHIM_QDISC_MAJOR << 16) | ((cls) + 1u))
+
+enum shhim_stress_mode {
+	SHHIM_STRESS_OFF = 0,
+	SHHIM_STRESS_ON = 1,
+	SHHIM_STRESS_AUTO = 2,     /* the agent decides from measured utilisation */
+};
+/* stress_level that sheds every sheddable class (shed_rank 1..255). */
+#define SHHIM_STRESS_LEVEL_ALL 255u
+/*
+ * Stress is a lease: the kernel sheds only while now < stress_until_ns. The
+ * agent renews it every tick (deadline = now + lease); an agent that died
+ * stops shedding at most one lease later (fail-open).
+ */
+#define SHHIM_STRESS_LEASE_NS (3ULL * 1000 * 1000 * 1000)
+
+/* The one entry of shhim_policy_state. Written whole, by the agent only. */
+struct shhim_policy_state {
+	__u32 generation;       /* current policy generation; 0: none applied yet */
+	__u32 stress_level;     /* 0: no shedding; else classes with 1 <= shed_rank <= level */
+	__u64 stress_until_ns;  /* CLOCK_MONOTONIC lease end of stress_level */
+	__u32 stress_mode;      /* enum shhim_stress_mode, kept for the agent; the kernel ignores it */
+	__u32 pad;
+};
+
+#define SHHIM_CLASS_F_MARK (1u << 0)  /* write the DSCP and skb->priority of this class (a class in use) */
+
+struct shhim_class_cfg {
+	__u64 rate_bps;         /* shedding rate in stress, bits/s; 0: rate_permille of the link */
+	__u32 skb_priority;     /* egress skb->priority (where shhim's HTB is not installed) */
+	__u32 burst_bytes;      /* token bucket depth */
+	__u16 rate_permille;    /* of the interface's capacity_bps, when rate_bps is 0 */
+	__u8 dscp;              /* 0..63 */
+	__u8 flags;             /* SHHIM_CLASS_F_* */
+	__u8 shed_rank;         /* 0: never shed; 1: shed first, 2: next... */
+	__u8 pad[3];
+};
+
+/* shhim_policies: one entry per policy slot. */
+struct shhim_policy {
+	struct shhim_class_cfg classes[SHHIM_CLASS_SLOTS];
+	__u32 generation;       /* the generation this slot holds */
+	__u8 default_class;
+	__u8 pad[3];
+};
+
+/* shhim_services: exact server endpoints (VIPs and backends of services). */
+#define SHHIM_MAX_SERVICE_ENDPOINTS 4096   /* per policy */
+struct shhim_service_key {
+	__u32 policy_slot;
+	struct shhim_endpoint server;
+};
+struct shhim_service_value {
+	__u32 class_id;
+	__u32 service_index;    /* position of the service in the policy */
+};
+
+/*
+ * shhim_rules: LPM trie over (policy slot, server address). Each prefix
+ * carries every rule whose prefix contains it, in policy order: the rules
+ * matching an address all contain the longest matching prefix, so one
+ * lookup yields the complete ordered candidate list.
+ */
+#define SHHIM_MAX_RULE_PREFIXES     1024   /* distinct rule prefixes per policy */
+#define SHHIM_MAX_RULES_PER_PREFIX  16     /* rules that may overlap one address */
+#define SHHIM_RULE_SLOT_BITS        32     /* prefixlen = 32 + address prefix bits */
+struct shhim_rule_key {
+	__u32 prefixlen;
+	__u32 policy_slot;      /* always matched whole: part of every prefix */
+	__u8 addr[16];          /* IPv4 mapped: a v4 /p is a /(96 + p) */
+};
+struct shhim_rule {
+	__u16 port_lo;          /* server port range, host order, inclusive */
+	__u16 port_hi;
+	__u8 proto;             /* 0: any */
+	__u8 class_id;
+	__u16 rule_index;       /* position in the policy */
+};
+struct shhim_rule_set {
+	__u32 count;
+	__u32 pad;
+	struct shhim_rule rules[SHHIM_MAX_RULES_PER_PREFIX];
+};
+
+/*
+ * shhim_ifaces: array indexed by ifindex (< SHHIM_MAX_IFINDEX; larger
+ * ifindexes behave as an entry of zeros: counted in slot 0, no re-marking).
+ * slot is the interface's row in the class counters and token buckets,
+ * assigned by the agent (1..SHHIM_MAX_IF_SLOTS-1); slot 0 collects every
+ * interface without one. flags and capacity are policy, per policy slot.
+ */
+#define SHHIM_MAX_IFINDEX  4096
+#define SHHIM_MAX_IF_SLOTS 32
+#define SHHIM_IFACE_F_REMARK (1u << 0)  /* ingress: rewrite untrusted DSCP to the class's */
+/* shhim's HTB is the root qdisc: egress skb->priority is SHHIM_CLASS_SKB_PRIORITY(class). */
+#define SHHIM_IFACE_F_HTB    (1u << 1)
+struct shhim_iface {
+	__u16 slot;
+	__u8 flags[SHHIM_POLICY_SLOTS];
+	__u32 ifindex;          /* the key, for readers */
+	__u64 capacity_bps[SHHIM_POLICY_SLOTS];
+};
+
+/* shhim_class_counters: per-CPU array, index shhim_class_counter_index(). */
+enum shhim_class_dir {
+	SHHIM_CLASS_DIR_INGRESS = 0,  /* XDP */
+	SHHIM_CLASS_DIR_EGRESS = 1,   /* TC */
+	SHHIM_CLASS_DIRS = 2,
+};
+#define SHHIM_CLASS_COUNTER_ENTRIES (SHHIM_MAX_IF_SLOTS * SHHIM_CLASS_DIRS * SHHIM_CLASS_SLOTS)
+static inline __u32 shhim_class_counter_index(__u32 if_slot, __u32 dir, __u32 cls)
+{
+	return (if_slot * SHHIM_CLASS_DIRS + dir) * SHHIM_CLASS_SLOTS + cls;
+}
+struct shhim_class_counter {
+	__u64 packets;          /* wire packets (GSO segments counted one by one) */
+	__u64 bytes;            /* frame bytes, dropped ones included */
+	__u64 drops;            /* shed in stress (egress only) */
+	__u64 drop_bytes;
+	__u64 dscp_rewrites;    /* packets whose DSCP was changed */
+};
+
+/* shhim_class_buckets: array, index if_slot * SHHIM_CLASS_SLOTS + class. */
+#define SHHIM_CLASS_BUCKET_ENTRIES (SHHIM_MAX_IF_SLOTS * SHHIM_CLASS_SLOTS)
+struct shhim_class_bucket {
+	__u64 tat_ns;           /* GCRA: theoretical arrival time of the next packet */
+};
+
 #ifdef __cplusplus
 static_assert(sizeof(struct shhim_endpoint) == 20, "shhim_endpoint ABI");
 static_assert(sizeof(struct shhim_flow_key) == 40, "shhim_flow_key ABI");
@@ -301,11 +508,28 @@ static_assert(sizeof(struct shhim_hist) == 16 + 8 * SHHIM_HIST_BUCKETS, "shhim_h
 static_assert(sizeof(struct shhim_event) == 64, "shhim_event ABI");
 static_assert(sizeof(struct shhim_config) == 24, "shhim_config ABI");
 static_assert(SHHIM_HIST_BUCKETS == 592, "histogram layout");
+static_assert(sizeof(struct shhim_policy_state) == 24, "shhim_policy_state ABI");
+static_assert(sizeof(struct shhim_class_cfg) == 24, "shhim_class_cfg ABI");
+static_assert(sizeof(struct shhim_policy) == 392, "shhim_policy ABI");
+static_assert(sizeof(struct shhim_service_key) == 24, "shhim_service_key ABI");
+static_assert(sizeof(struct shhim_service_value) == 8, "shhim_service_value ABI");
+static_assert(sizeof(struct shhim_rule_key) == 24, "shhim_rule_key ABI");
+static_assert(sizeof(struct shhim_rule_set) == 136, "shhim_rule_set ABI");
+static_assert(sizeof(struct shhim_iface) == 24, "shhim_iface ABI");
+static_assert(sizeof(struct shhim_class_counter) == 40, "shhim_class_counter ABI");
+static_assert(sizeof(struct shhim_class_bucket) == 8, "shhim_class_bucket ABI");
 #elif defined(__BPF__)
 _Static_assert(sizeof(struct shhim_endpoint) == 20, "shhim_endpoint ABI");
 _Static_assert(sizeof(struct shhim_flow_key) == 40, "shhim_flow_key ABI");
 _Static_assert(sizeof(struct shhim_flow) == 144, "shhim_flow ABI");
 _Static_assert(sizeof(struct shhim_event) == 64, "shhim_event ABI");
+_Static_assert(sizeof(struct shhim_policy_state) == 24, "shhim_policy_state ABI");
+_Static_assert(sizeof(struct shhim_policy) == 392, "shhim_policy ABI");
+_Static_assert(sizeof(struct shhim_service_key) == 24, "shhim_service_key ABI");
+_Static_assert(sizeof(struct shhim_rule_key) == 24, "shhim_rule_key ABI");
+_Static_assert(sizeof(struct shhim_rule_set) == 136, "shhim_rule_set ABI");
+_Static_assert(sizeof(struct shhim_iface) == 24, "shhim_iface ABI");
+_Static_assert(sizeof(struct shhim_class_counter) == 40, "shhim_class_counter ABI");
 #endif
 
 #endif /* SHHIM_ABI_H */

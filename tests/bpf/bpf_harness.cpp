@@ -57,10 +57,14 @@ std::uint32_t map_id(const struct bpf_map* map) {
 }
 
 template <typename Skel>
-std::array<std::uint32_t, 5> map_ids(const Skel& s) {
-  return {map_id(s.maps.shhim_flows), map_id(s.maps.shhim_backends),
-          map_id(s.maps.shhim_counters), map_id(s.maps.shhim_events),
-          map_id(s.maps.shhim_config)};
+std::vector<std::uint32_t> map_ids(const Skel& s) {
+  std::vector<std::uint32_t> ids;
+  for (const char* name : kSharedMapNames) {
+    const struct bpf_map* map = bpf_object__find_map_by_name(s.obj, name);
+    if (!map) throw std::runtime_error(std::string("object has no map ") + name);
+    ids.push_back(map_id(map));
+  }
+  return ids;
 }
 
 int on_ring_event(void* ctx, void* data, size_t size) {
@@ -229,7 +233,7 @@ int Datapath::map_fd(Map map) const {
 
 const std::string& Datapath::pin_root() const { return impl_->pin.path(); }
 
-std::vector<std::array<std::uint32_t, 5>> Datapath::map_ids_per_object() const {
+std::vector<std::vector<std::uint32_t>> Datapath::map_ids_per_object() const {
   const Impl& d = *impl_;
   return {map_ids(*d.xdp), map_ids(*d.tc), map_ids(*d.sockops), map_ids(*d.trace)};
 }
@@ -244,6 +248,28 @@ TestRun Datapath::run(Program prog, std::span<const std::uint8_t> frame, std::ui
   r.err = bpf_prog_test_run_opts(prog_fd(prog), &opts);  // libbpf 1.x: -errno
   r.retval = opts.retval;
   r.duration_ns = opts.duration;
+  return r;
+}
+
+PacketRun Datapath::run_packet(Program prog, std::span<const std::uint8_t> frame) const {
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.data_in = frame.data();
+  opts.data_size_in = static_cast<__u32>(frame.size());
+  PacketRun r;
+  r.data.resize(frame.size() + 256);  // room for whatever the program grows
+  opts.data_out = r.data.data();
+  opts.data_size_out = static_cast<__u32>(r.data.size());
+  __sk_buff skb_out{};
+  if (prog == Program::TcEgress) {
+    opts.ctx_out = &skb_out;
+    opts.ctx_size_out = sizeof(skb_out);
+  }
+  opts.repeat = 1;
+  r.err = bpf_prog_test_run_opts(prog_fd(prog), &opts);
+  r.retval = opts.retval;
+  r.data.resize(r.err == 0 ? opts.data_size_out : 0);
+  r.priority = skb_out.priority;
   return r;
 }
 

@@ -41,6 +41,18 @@ struct TestRun {
   std::uint32_t duration_ns = 0; // mean per repetition, as the kernel measured it
 };
 
+// One run with what the program left behind: the frame's bytes and, for TC,
+// the skb's priority.
+struct PacketRun {
+  int err = 0;
+  std::uint32_t retval = 0;
+  Bytes data;                    // the frame after the program ran
+  std::uint32_t priority = 0;    // skb->priority after the program (TC only)
+};
+
+// TC_ACT_SHOT: a packet shed in stress mode.
+inline constexpr std::uint32_t kTcActShot = 2;
+
 // An owned file descriptor.
 class UniqueFd {
  public:
@@ -83,6 +95,12 @@ CanonicalKey canonical_key(const shhim_endpoint& sender, const shhim_endpoint& r
 
 enum class Map { Flows, Backends, Counters, Events, Config };
 
+// Every map the objects share, by pinned name (telemetry, then classes/policy).
+inline constexpr std::array<const char*, 12> kSharedMapNames = {
+    "shhim_flows",        "shhim_backends",   "shhim_counters",       "shhim_events",
+    "shhim_config",       "shhim_policy_state", "shhim_policies",     "shhim_services",
+    "shhim_rules",        "shhim_ifaces",     "shhim_class_counters", "shhim_class_buckets"};
+
 // Attached tracepoint programs; detached on destruction.
 class TracepointLinks {
  public:
@@ -116,6 +134,7 @@ class Datapath {
   TestRun run(Program prog, std::span<const std::uint8_t> frame, std::uint32_t repeat = 1) const;
   TestRun run_xdp(std::span<const std::uint8_t> frame) const { return run(Program::XdpIngress, frame); }
   TestRun run_tc(std::span<const std::uint8_t> frame) const { return run(Program::TcEgress, frame); }
+  PacketRun run_packet(Program prog, std::span<const std::uint8_t> frame) const;
   Counters counters() const;
   std::optional<shhim_flow> flow(const shhim_flow_key& key) const;
   std::unique_ptr<shhim_backend> backend(const shhim_endpoint& server) const;
@@ -126,8 +145,8 @@ class Datapath {
 
   int prog_fd(Program prog) const;
   int map_fd(Map map) const;
-  // Map ids as each loaded object sees them: [object][Map]. All rows equal when shared.
-  std::vector<std::array<std::uint32_t, 5>> map_ids_per_object() const;
+  // Map ids as each loaded object sees them: [object][kSharedMapNames]. All rows equal when shared.
+  std::vector<std::vector<std::uint32_t>> map_ids_per_object() const;
   const std::string& pin_root() const;
   TracepointLinks attach_tcp_tracepoints();
   std::vector<ProgramInfo> program_info() const;

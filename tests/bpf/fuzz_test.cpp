@@ -3,7 +3,10 @@
 // XDP and TC program. Every verdict must be pass, and after every frame the
 // counters must show exactly what the independent userspace classifier
 // (frame_classifier.cpp) says: one packet, and exactly one of
-// {parsed, NON_IP, FRAGMENTS, one PERR_*}.
+// {parsed, NON_IP, FRAGMENTS, one PERR_*}. A policy with services, rules and
+// ingress re-marking is applied throughout (stress off), so the class and
+// marking paths see every frame too: every run is counted in exactly one
+// class, and a frame that is not a well-formed flow packet is never changed.
 //
 // Environment: SHHIM_FUZZ_SEED (default: random, printed), SHHIM_FUZZ_FRAMES
 // (default 100000).
@@ -19,6 +22,7 @@
 #include <vector>
 
 #include "bpf_harness.hpp"
+#include "class_policy.hpp"
 #include "frame_classifier.hpp"
 #include "golden_frames.hpp"
 #include "test_support.hpp"
@@ -191,7 +195,7 @@ class FuzzRunner {
     ++frames_;
     ++expected_by_counter_[expected];
     for (Program prog : {Program::XdpIngress, Program::TcEgress, Program::XdpEmpty}) {
-      const TestRun r = dp_.run(prog, frame);
+      const PacketRun r = dp_.run_packet(prog, frame);
       ++runs_;
       if (r.err == -EINVAL && test_run_may_refuse(prog, frame)) {
         ++refused_;
@@ -204,6 +208,9 @@ class FuzzRunner {
       const std::uint32_t pass = prog == Program::TcEgress ? kTcActOk : kXdpPass;
       if (r.retval != pass) fail("verdict " + std::to_string(r.retval), prog, frame, expected);
       if (prog == Program::XdpEmpty) continue;
+      ++(prog == Program::TcEgress ? tc_runs_ : xdp_runs_);
+      // Only parsed frames may be re-marked; anything the parser refused leaves unchanged.
+      if (expected != 0 && r.data != frame) fail("a frame the parser refused was changed", prog, frame, expected);
 
       ++expected_runs_by_counter_[expected];
       const Counters now = dp_.counters();
@@ -221,6 +228,8 @@ class FuzzRunner {
   std::uint64_t runs() const { return runs_; }
   std::uint64_t refused() const { return refused_; }
   std::uint64_t failures() const { return failures_; }
+  std::uint64_t xdp_runs() const { return xdp_runs_; }
+  std::uint64_t tc_runs() const { return tc_runs_; }
   const std::array<std::uint64_t, SHHIM_CTR_MAX>& expected_by_counter() const { return expected_by_counter_; }
   const std::array<std::uint64_t, SHHIM_CTR_MAX>& moved_by_counter() const { return moved_by_counter_; }
   // Per counter: XDP and TC runs (not refused) whose frame the classifier put there.
@@ -236,7 +245,7 @@ class FuzzRunner {
 
   Datapath& dp_;
   Counters last_;
-  std::uint64_t frames_ = 0, runs_ = 0, refused_ = 0, failures_ = 0;
+  std::uint64_t frames_ = 0, runs_ = 0, refused_ = 0, failures_ = 0, xdp_runs_ = 0, tc_runs_ = 0;
   std::array<std::uint64_t, SHHIM_CTR_MAX> expected_by_counter_{};
   std::array<std::uint64_t, SHHIM_CTR_MAX> moved_by_counter_{};
   std::array<std::uint64_t, SHHIM_CTR_MAX> expected_runs_by_counter_{};
@@ -252,7 +261,18 @@ TEST_CASE("fuzz: random and mutated frames through every XDP and TC program") {
                static_cast<unsigned long long>(target));
   const auto started = std::chrono::steady_clock::now();
 
-  Datapath dp;
+  ClassBed bed;
+  Datapath& dp = bed.dp();
+  {
+    // Services and rules on the corpus's own servers, re-marking on the test-run device (lo).
+    shhim::core::ClassTables t = spec_tables();
+    t.services.push_back(service("fuzz-http4", server4(), 80, SHHIM_CLASS_CLINICAL));
+    t.services.push_back(service("fuzz-http6", server6(), 80, SHHIM_CLASS_EMERGENCY));
+    t.rules.push_back(rule("fuzz-v4", "198.18.0.0/15", 0, 65535, 0, SHHIM_CLASS_IMAGING));
+    t.rules.push_back(rule("fuzz-v6", "2001:db8::/32", 1, 1024, 0, SHHIM_CLASS_BULK));
+    t.interfaces.push_back(shhim::core::InterfaceConfig{"lo", true, 0});
+    REQUIRE(bed.policy().apply(t) != 0);
+  }
   FuzzRunner runner(dp);
   Mutator mutator(seed);
   const std::vector<Bytes> corpus = seed_corpus();
@@ -302,6 +322,16 @@ TEST_CASE("fuzz: random and mutated frames through every XDP and TC program") {
 
   CHECK(runner.frames() >= target);
   CHECK(runner.failures() == 0);
+  // Every XDP run counted in exactly one ingress class, every TC run in one egress class.
+  std::uint64_t ingress = 0, egress = 0, drops = 0;
+  for (std::uint8_t c = 0; c < 7; ++c) {
+    ingress += bed.class_counter(SHHIM_CLASS_DIR_INGRESS, c).packets;
+    egress += bed.class_counter(SHHIM_CLASS_DIR_EGRESS, c).packets;
+    drops += bed.class_counter(SHHIM_CLASS_DIR_EGRESS, c).drops;
+  }
+  CHECK(ingress == runner.xdp_runs());
+  CHECK(egress == runner.tc_runs());
+  CHECK(drops == 0);
   // Sum check over the whole run: each counter moved exactly once per XDP or
   // TC run of a frame the classifier put there, and never otherwise.
   for (std::uint32_t id = 0; id < SHHIM_CTR_MAX; ++id) {

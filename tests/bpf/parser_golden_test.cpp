@@ -157,12 +157,12 @@ TEST_CASE("role: a SYN makes its sender the client, a first non-SYN packet is gu
   }
 }
 
-TEST_CASE("all objects share the five maps pinned under the private pin root") {
+TEST_CASE("all objects share every map pinned under the private pin root") {
   Datapath dp;
   const auto ids = dp.map_ids_per_object();
   REQUIRE(ids.size() >= 2);
   for (const auto& row : ids) CHECK(row == ids[0]);
-  for (const char* name : {"shhim_flows", "shhim_backends", "shhim_counters", "shhim_events", "shhim_config"}) {
+  for (const char* name : kSharedMapNames) {
     INFO(name);
     CHECK(std::filesystem::exists(dp.pin_root() + "/" + name));
   }

@@ -12,10 +12,12 @@
 #include <map>
 #include <optional>
 
+#include "agent/http_server.h"
 #include "agent/logging.h"
 #include "agent/policy.h"
 #include "agent/server.h"
 #include "agent/state.h"
+#include "agent/class_control.h"
 #include "core/telemetry.h"
 #include "datapath/error.h"
 #include "datapath/event_ring.h"
@@ -48,16 +50,41 @@ void logEvent(const shhim_event& raw)
                  event.detail_text().empty() ? "" : " " + event.detail_text(), event.ifindex(), event.hook());
 }
 
-std::optional<PolicySummary> loadPolicyLogged(const std::string& path, const char* prefix = "")
+void logPolicyErrors(const PolicyCandidate& candidate, const char* prefix)
 {
-    PolicySummary policy = loadPolicy(path);
-    std::string names;
-    for (const auto& name : policy.service_names)
-        names += (names.empty() ? "" : ", ") + name;
-    spdlog::info("{}policy {}{}: {} service{}{}", prefix, path, policy.name.empty() ? "" : " (" + policy.name + ")",
-                 policy.service_names.size(), policy.service_names.size() == 1 ? "" : "s",
-                 names.empty() ? "" : ": " + names);
-    return policy;
+    for (const auto& line : candidate.errors)
+        spdlog::error("{}{}", prefix, line);
+}
+
+// SIGHUP: re-read --policy FILE; only a valid file replaces the running policy.
+void reloadPolicy(const std::string& path, AgentState& state, ClassControl& classes)
+{
+    const PolicyCandidate candidate = candidateFromFile(path, "SIGHUP");
+    const PolicyPtr current = state.appliedPolicy();
+    if (!candidate.policy) {
+        logPolicyErrors(candidate, "SIGHUP: ");
+        notePolicy(state.observability(), "rejected", path, std::nullopt, joinedErrors(candidate.errors));
+        spdlog::error("SIGHUP: policy {} not applied ({} error{}); {}", path, candidate.errors.size(),
+                      candidate.errors.size() == 1 ? "" : "s",
+                      current ? "keeping " + describePolicy(*current) : std::string("still running without a policy"));
+        return;
+    }
+    if (current && current->validated.version == candidate.policy->validated.version) {
+        spdlog::info("SIGHUP: {} unchanged", describePolicy(*current));
+        return;
+    }
+    // The kernel's class tables first: if they cannot take the policy, nothing changes.
+    try {
+        classes.applyPolicy(candidate.policy->validated.policy);
+    } catch (const ClassControlError& e) {
+        notePolicy(state.observability(), "rejected", path, std::nullopt, e.what());
+        spdlog::error("SIGHUP: {}; keeping {}", e.what(),
+                      current ? describePolicy(*current) : std::string("no policy"));
+        return;
+    }
+    state.setPolicy(candidate.policy);
+    notePolicy(state.observability(), "reloaded", path, state.policy());
+    spdlog::info("SIGHUP: applied {}", describePolicy(*candidate.policy));
 }
 
 // Backend request and error rates over the last tick window.
@@ -124,12 +151,19 @@ int runAgent(const AgentOptions& options)
     const auto started = std::chrono::steady_clock::now();
     AgentState state;
     if (!options.policy_path.empty()) {
-        try {
-            state.setPolicy(loadPolicyLogged(options.policy_path));
-        } catch (const PolicyError& e) {
-            spdlog::error("{}", e.what());
-            return 1;
+        // Before anything touches the kernel: an invalid policy starts nothing.
+        const PolicyCandidate candidate = candidateFromFile(options.policy_path, "shhimd --policy");
+        if (!candidate.policy) {
+            logPolicyErrors(candidate, "");
+            spdlog::error("policy {} is invalid ({} error{}): not starting; `shhimctl policy check {}` lists the "
+                          "same errors",
+                          options.policy_path, candidate.errors.size(), candidate.errors.size() == 1 ? "" : "s",
+                          options.policy_path);
+            return kExitInvalidPolicy;
         }
+        state.setPolicy(candidate.policy);
+        notePolicy(state.observability(), "loaded", options.policy_path, state.policy());
+        spdlog::info("{}", describePolicy(*candidate.policy));
     }
 
     // Before touching the kernel: a second agent on the same socket would
@@ -142,8 +176,16 @@ int runAgent(const AgentOptions& options)
     spdlog::info("datapath ready: build {}, pin root {}, {}", datapath::formatBuildId(datapath.buildId()),
                  datapath.pinRoot(), datapath.reusedPinnedState() ? "reused pinned programs" : "programs loaded");
 
+    // Priority classes: the policy validated above goes into the kernel's class tables.
+    const auto classes = ClassControl::start(
+        datapath.pinRoot(), options.load.interfaces, [](const std::string& line) { spdlog::info("{}", line); },
+        static_cast<std::uint32_t>(options.tick.count()));
+    if (const PolicyPtr policy = state.appliedPolicy())
+        classes->applyPolicy(policy->validated.policy);
+
     datapath::EventRing ring(datapath.maps().eventsFd(), [&state](const shhim_event& event) {
         state.addEvent(event);
+        publishFailure(state.observability(), event);
         logEvent(event);
     });
 
@@ -172,10 +214,24 @@ int runAgent(const AgentOptions& options)
     // Events the kernel queued while no agent was running.
     ring.consume();
 
-    ApiServer server(options.socket_path, ApiContext{datapath, state, started, options.version});
+    ApiServer server(options.socket_path, ApiContext{datapath, state, classes.get(), started, options.version});
     spdlog::info("serving gRPC on unix:{} (tick {} ms)", options.socket_path, options.tick.count());
 
+    // Metrics and dashboard: read-only; the agent runs on without them
+    // (the datapath matters more) but says so.
+    std::optional<HttpServer> http;
+    if (!options.http_listen.empty()) {
+        try {
+            http.emplace(parseListenAddress(options.http_listen),
+                         ApiContext{datapath, state, classes.get(), started, options.version});
+            spdlog::info("serving metrics and the dashboard on http://{}/", options.http_listen);
+        } catch (const std::exception& e) {
+            spdlog::error("HTTP listener not started, no /metrics or dashboard: {}", e.what());
+        }
+    }
+
     RateTracker rates;
+    HistoryRecorder history;
     std::uint64_t events_lost = datapath.maps().counters()[SHHIM_CTR_EVENTS_LOST];
     std::string last_tick_error;  // logged once until it changes
     bool running = true;
@@ -198,6 +254,8 @@ int runAgent(const AgentOptions& options)
                 // A failed read skips one tick; the kernel side is unaffected.
                 try {
                     rates.tick(datapath.maps(), state);
+                    history.tick(datapath.maps(), state.observability());
+                    classes->tick(static_cast<std::uint64_t>(clockNs(CLOCK_MONOTONIC)));
                     const std::uint64_t lost = datapath.maps().counters()[SHHIM_CTR_EVENTS_LOST];
                     if (lost > events_lost)
                         spdlog::warn("{} failure events lost (ring buffer full) since the last tick",
@@ -217,11 +275,7 @@ int runAgent(const AgentOptions& options)
                             spdlog::info("SIGHUP: no --policy given, nothing to re-read");
                             continue;
                         }
-                        try {
-                            state.setPolicy(loadPolicyLogged(options.policy_path, "SIGHUP: reloaded "));
-                        } catch (const PolicyError& e) {
-                            spdlog::error("SIGHUP: policy not reloaded, keeping the previous one: {}", e.what());
-                        }
+                        reloadPolicy(options.policy_path, state, *classes);
                     } else {
                         spdlog::info("{}: stopping", strsignal(static_cast<int>(info.ssi_signo)));
                         running = false;
@@ -231,6 +285,10 @@ int runAgent(const AgentOptions& options)
         }
     }
 
+    // Wake `observe --follow` streams so that the gRPC shutdown need not wait for them.
+    state.observability().feed.close();
+    if (http)
+        http->stop();
     server.shutdown();
     spdlog::info("stopped; programs stay attached and pinned under {} (fail-open, the kernel keeps counting); "
                  "`shhimd --detach --pin-root {}` removes them",

@@ -1,7 +1,8 @@
 // shhimd's run mode: start the datapath (load or reuse), then one epoll
 // loop over the ring buffer (failure events as they arrive), a timerfd
-// tick (backend rates) and a signalfd (SIGINT/SIGTERM stop, SIGHUP reloads
-// the policy), while gRPC threads answer the API.
+// tick (backend rates) and a signalfd (SIGINT/SIGTERM stop, SIGHUP re-reads
+// the policy file and applies it if valid), while gRPC threads answer the
+// API (including ApplyPolicy).
 #pragma once
 
 #include <chrono>
@@ -15,6 +16,7 @@ struct AgentOptions {
     datapath::LoadOptions load;
     std::string socket_path;
     std::string policy_path;  // "" = none
+    std::string http_listen;  // metrics + dashboard, "HOST:PORT"; "" = none
     std::chrono::milliseconds tick{100};
     std::string version;
 };
@@ -23,6 +25,10 @@ struct AgentOptions {
 // other thread exists so that every thread inherits the mask and only the
 // signalfd sees them.
 void blockAgentSignals();
+
+// Exit code of runAgent when --policy names an invalid or unreadable file
+// (every error is logged first; nothing has been loaded or attached).
+constexpr int kExitInvalidPolicy = 2;
 
 // Returns the process exit code. On SIGINT/SIGTERM the programs stay
 // attached and pinned (fail-open): the kernel keeps counting.

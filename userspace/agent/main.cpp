@@ -29,6 +29,7 @@ constexpr int kExitUsage = 2;
 
 constexpr const char* kDefaultSocket = "/run/shhim/shhimd.sock";
 constexpr const char* kBpfFsMount = "/sys/fs/bpf";
+constexpr const char* kDefaultHttpListen = "127.0.0.1:9464";
 
 struct Flags {
     std::vector<std::string> interfaces;
@@ -37,6 +38,7 @@ struct Flags {
     bool preflight = false;
     bool detach = false;
     std::string socket = kDefaultSocket;
+    std::string http_listen = kDefaultHttpListen;
     std::string pin_root = SHHIM_PIN_ROOT;
     std::uint32_t flow_entries = 0;
     std::uint32_t syn_timeout_ms = 1000;
@@ -61,10 +63,19 @@ Examples:
     shhimd --iface eth0 --flow-entries 262144 --syn-timeout-ms 3000 --tick-ms 250
   A private test instance (own pin root and socket):
     shhimd --iface veth0 --pin-root /sys/fs/bpf/shhim-test --socket /tmp/shhimd-test.sock --log-level debug
+  Metrics and dashboard on another loopback port (Prometheus scrapes
+  http://127.0.0.1:9500/metrics, a browser opens http://127.0.0.1:9500/):
+    shhimd --iface eth0 --http-listen 127.0.0.1:9500
+
+Policy: --policy FILE is checked before anything is loaded (the same checks
+as `shhimctl policy check FILE`); an invalid file prints every error and
+shhimd exits 2 without touching the kernel. `shhimctl policy apply FILE`
+replaces the policy at run time; an invalid one changes nothing.
 
 Signals: SIGINT/SIGTERM stop the agent and leave the programs attached and
 pinned (fail-open; a restart of the same build reuses them without touching
-traffic or counters); SIGHUP re-reads the policy file.
+traffic or counters); SIGHUP re-reads the --policy file and applies it only
+if it is valid (otherwise logs every error and keeps the running policy).
 )";
 
 std::optional<spdlog::level::level_enum> parseLevel(const std::string& name)
@@ -133,6 +144,7 @@ int runAgent(const Flags& flags)
     shhim::agent::AgentOptions options;
     options.version = SHHIM_VERSION;
     options.socket_path = flags.socket;
+    options.http_listen = flags.http_listen == "none" ? "" : flags.http_listen;
     options.policy_path = flags.policy;
     options.tick = std::chrono::milliseconds(flags.tick_ms);
     options.load.pin_root = flags.pin_root;
@@ -206,13 +218,21 @@ int main(int argc, char** argv)
                        ->group("Modes");
     preflight->excludes(detach);
 
-    app.add_option("--policy", flags.policy, "Policy YAML file (services to watch); SIGHUP re-reads it")
+    app.add_option("--policy", flags.policy,
+                   "Policy YAML file (schema: shhim.v1.Policy); must be valid to start (exit 2 listing every "
+                   "error); SIGHUP re-reads it")
         ->group("Agent")
         ->type_name("FILE");
     app.add_option("--socket", flags.socket, "gRPC Unix socket (mode 0600)")
         ->group("Agent")
         ->type_name("PATH")
         ->default_str(kDefaultSocket);
+    app.add_option("--http-listen", flags.http_listen,
+                   "Read-only HTTP listener: Prometheus /metrics and the dashboard at /; 'none' turns it off. "
+                   "Anyone who can reach it sees the telemetry: keep it on loopback unless a firewall limits it")
+        ->group("Agent")
+        ->type_name("HOST:PORT")
+        ->default_str(kDefaultHttpListen);
     app.add_option("--tick-ms", flags.tick_ms, "How often backend rates are computed")
         ->group("Agent")
         ->check(CLI::Range(10u, 60000u))

@@ -1,55 +1,102 @@
 #include "agent/policy.h"
 
-#include <yaml-cpp/yaml.h>
+#include <time.h>
 
-#include <fstream>
+#include "core/policy_file.h"
 
 namespace shhim::agent {
 namespace {
 
-std::string where(const std::string& path, const YAML::Mark& mark)
+std::int64_t unixNowNs()
 {
-    // yaml-cpp counts lines and columns from 0.
-    if (mark.line < 0)
-        return path;
-    return path + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+    timespec ts = {};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+PolicyPtr makeApplied(core::ValidatedPolicy validated, std::string file, std::string source)
+{
+    auto applied = std::make_shared<AppliedPolicy>();
+    applied->validated = std::move(validated);
+    applied->file = std::move(file);
+    applied->source = std::move(source);
+    applied->applied_unix_ns = unixNowNs();
+    return applied;
 }
 
 }  // namespace
 
-PolicySummary loadPolicy(const std::string& path)
+PolicyCandidate candidateFromFile(const std::string& path, const std::string& source)
 {
-    std::ifstream in(path);
-    if (!in)
-        throw PolicyError(path + ": cannot open policy file");
-
-    YAML::Node root;
+    PolicyCandidate candidate;
+    std::string text;
     try {
-        root = YAML::Load(in);
-    } catch (const YAML::ParserException& e) {
-        throw PolicyError(where(path, e.mark) + ": not valid YAML: " + e.msg);
+        text = core::readPolicyFile(path);
+    } catch (const core::PolicyFileError& e) {
+        candidate.errors.emplace_back(e.what());
+        return candidate;
     }
+    core::PolicyCheck check = core::checkPolicyText(text);
+    for (const auto& issue : check.issues)
+        candidate.errors.push_back(core::formatIssue(path, issue));
+    if (check.policy)
+        candidate.policy = makeApplied(std::move(*check.policy), path, source);
+    return candidate;
+}
 
+PolicyPtr candidateFromRequest(const v1::ApplyPolicyRequest& request, v1::ApplyPolicyResponse& response)
+{
+    core::PolicyCheck check = core::checkPolicyText(request.yaml());
+    for (const auto& issue : check.issues)
+        *response.add_errors() = core::toProto(issue);
+    if (!check.policy)
+        return nullptr;
+    response.set_applied(true);
+    response.set_version(check.policy->version);
+    response.set_summary(core::policySummary(*check.policy));
+    return makeApplied(std::move(*check.policy), request.file_name(), "shhimctl policy apply");
+}
+
+PolicySummary summaryOf(const AppliedPolicy& policy)
+{
     PolicySummary summary;
-    summary.path = path;
-    if (root.IsNull())
-        return summary;  // an empty policy names no services
-    if (!root.IsMap())
-        throw PolicyError(where(path, root.Mark()) + ": a policy is a mapping (version:, name:, services: ...)");
-    if (const YAML::Node name = root["name"]; name && name.IsScalar())
-        summary.name = name.Scalar();
-    const YAML::Node services = root["services"];
-    if (!services || services.IsNull())
-        return summary;
-    if (!services.IsSequence())
-        throw PolicyError(where(path, services.Mark()) + ": `services` must be a list");
-    for (const YAML::Node& service : services) {
-        const YAML::Node name = service.IsMap() ? service["name"] : YAML::Node();
-        if (!name || !name.IsScalar())
-            throw PolicyError(where(path, service.Mark()) + ": every service needs a `name`");
-        summary.service_names.push_back(name.Scalar());
-    }
+    summary.path = policy.file;
+    summary.name = policy.validated.policy.name();
+    for (const auto& service : policy.validated.policy.services())
+        summary.service_names.push_back(service.name());
     return summary;
+}
+
+std::string joinedErrors(const std::vector<std::string>& errors)
+{
+    std::string text = std::to_string(errors.size()) + (errors.size() == 1 ? " error" : " errors");
+    for (std::size_t i = 0; i < errors.size(); ++i)
+        text += (i == 0 ? ": " : "; ") + errors[i];
+    return text;
+}
+
+std::string describePolicy(const AppliedPolicy& policy)
+{
+    return "policy " + policy.validated.policy.name() + " from " + policy.file + ": " +
+           core::policySummary(policy.validated) + " (version " + core::shortVersion(policy.validated.version) +
+           ")";
+}
+
+v1::PolicyState policyState(const PolicyPtr& policy)
+{
+    v1::PolicyState state;
+    if (!policy)
+        return state;
+    state.set_applied(true);
+    state.set_version(policy->validated.version);
+    state.set_file(policy->file);
+    state.set_source(policy->source);
+    state.set_applied_unix_ns(policy->applied_unix_ns);
+    state.set_summary(core::policySummary(policy->validated));
+    *state.mutable_policy() = policy->validated.policy;
+    for (const auto& resolved : policy->validated.classes)
+        *state.add_classes() = resolved;
+    return state;
 }
 
 }  // namespace shhim::agent

@@ -1,6 +1,7 @@
 #include "agent/server.h"
 
 #include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,8 +11,11 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 
+#include "agent/class_control.h"
+#include "core/feed.h"
 #include "core/telemetry.h"
 #include "datapath/error.h"
 #include "shhim.grpc.pb.h"
@@ -78,8 +82,10 @@ public:
             out->set_events_lost(counters[SHHIM_CTR_EVENTS_LOST]);
             out->set_parse_errors(parse_errors);
             out->set_reused_pinned_state(datapath.reusedPinnedState());
-            if (const auto policy = context_.state.policy())
-                out->set_policy_file(policy->path);
+            if (const PolicyPtr policy = context_.state.appliedPolicy()) {
+                out->set_policy_file(policy->file);
+                out->set_policy_version(policy->validated.version);
+            }
             return grpc::Status::OK;
         } catch (const std::exception& e) {
             return internalError("GetStatus", e);
@@ -137,6 +143,125 @@ public:
             return grpc::Status::OK;
         } catch (const std::exception& e) {
             return internalError("ListEvents", e);
+        }
+    }
+
+    grpc::Status ListClasses(grpc::ServerContext*, const v1::ClassesRequest*, v1::ClassReport* out) override
+    {
+        if (!context_.classes)
+            return grpc::Status(grpc::StatusCode::UNAVAILABLE, "priority classes are not served by this agent");
+        try {
+            *out = context_.classes->report();
+            return grpc::Status::OK;
+        } catch (const std::exception& e) {
+            return internalError("ListClasses", e);
+        }
+    }
+
+    grpc::Status SetStress(grpc::ServerContext*, const v1::StressRequest* request, v1::StressStatus* out) override
+    {
+        if (!context_.classes)
+            return grpc::Status(grpc::StatusCode::UNAVAILABLE, "priority classes are not served by this agent");
+        try {
+            *out = context_.classes->setStress(request->mode());
+            spdlog::info("stress mode set to {} (active: {})", request->mode(), out->active() ? "yes" : "no");
+            return grpc::Status::OK;
+        } catch (const std::invalid_argument& e) {
+            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+        } catch (const std::exception& e) {
+            return internalError("SetStress", e);
+        }
+    }
+
+    grpc::Status GetPolicy(grpc::ServerContext*, const v1::GetPolicyRequest*, v1::PolicyState* out) override
+    {
+        *out = policyState(context_.state.appliedPolicy());
+        return grpc::Status::OK;
+    }
+
+    // An invalid policy is an answer listing its errors, not an RPC failure:
+    // the call worked, the policy did not pass.
+    grpc::Status ApplyPolicy(grpc::ServerContext*, const v1::ApplyPolicyRequest* request,
+                             v1::ApplyPolicyResponse* out) override
+    {
+        try {
+            const std::string& file = request->file_name();
+            const PolicyPtr candidate = candidateFromRequest(*request, *out);
+            const PolicyPtr current = context_.state.appliedPolicy();
+            if (!candidate) {
+                std::vector<std::string> errors;
+                for (const auto& issue : out->errors())
+                    errors.push_back(core::formatIssue(file, core::fromProto(issue)));
+                for (const auto& line : errors)
+                    spdlog::warn("policy apply: {}", line);
+                notePolicy(context_.state.observability(), "rejected", file, std::nullopt, joinedErrors(errors));
+                spdlog::warn("policy apply: {} not applied ({} errors); {}", file, out->errors_size(),
+                             current ? "keeping " + describePolicy(*current) : std::string("still no policy"));
+                return grpc::Status::OK;
+            }
+            if (current && current->validated.version == candidate->validated.version) {
+                out->set_unchanged(true);
+                spdlog::info("policy apply: {} unchanged", describePolicy(*current));
+                return grpc::Status::OK;
+            }
+            // The kernel's class tables first: if they cannot take the policy, nothing changes.
+            if (context_.classes) {
+                try {
+                    context_.classes->applyPolicy(candidate->validated.policy);
+                } catch (const ClassControlError& e) {
+                    notePolicy(context_.state.observability(), "rejected", file, std::nullopt, e.what());
+                    spdlog::error("policy apply: {}; keeping {}", e.what(),
+                                  current ? describePolicy(*current) : std::string("no policy"));
+                    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, e.what());
+                }
+            }
+            context_.state.setPolicy(candidate);
+            notePolicy(context_.state.observability(), "reloaded", file, context_.state.policy());
+            spdlog::info("policy apply: applied {}", describePolicy(*candidate));
+            return grpc::Status::OK;
+        } catch (const std::exception& e) {
+            return internalError("ApplyPolicy", e);
+        }
+    }
+
+    grpc::Status Observe(grpc::ServerContext* call, const v1::ObserveRequest* request,
+                         grpc::ServerWriter<v1::FeedEvent>* writer) override
+    {
+        std::optional<core::FeedFilter> filter;
+        try {
+            filter = core::FeedFilter::fromRequest(*request);
+        } catch (const std::invalid_argument& e) {
+            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+        }
+        // How often a follower with nothing to read checks whether its
+        // client left or the agent is stopping.
+        constexpr auto kIdleCheck = std::chrono::milliseconds(250);
+        const EventFeed& feed = context_.state.observability().feed;
+        std::uint64_t cursor = 0;  // newest seq handled
+        while (true) {
+            for (const auto& entry : feed.after(cursor)) {
+                cursor = entry.seq();
+                if (filter->matches(entry) && !writer->Write(entry))
+                    return grpc::Status::OK;  // the client went away
+            }
+            if (!request->follow())
+                return grpc::Status::OK;
+            while (!feed.waitAfter(cursor, kIdleCheck))
+                if (call->IsCancelled() || feed.closed())
+                    return grpc::Status::OK;
+        }
+    }
+
+    grpc::Status GetHistory(grpc::ServerContext*, const v1::HistoryRequest* request, v1::History* out) override
+    {
+        try {
+            const auto filter = core::BackendFilter::parse(request->backend());
+            *out = context_.state.observability().history.history(request->after_unix_seconds(), filter);
+            return grpc::Status::OK;
+        } catch (const std::invalid_argument& e) {
+            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+        } catch (const std::exception& e) {
+            return internalError("GetHistory", e);
         }
     }
 

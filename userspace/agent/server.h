@@ -11,9 +11,12 @@
 
 namespace shhim::agent {
 
+class ClassControl;
+
 struct ApiContext {
     const datapath::Datapath& datapath;
-    const AgentState& state;
+    AgentState& state;  // ApplyPolicy replaces its policy
+    ClassControl* classes = nullptr;  // priority classes in the kernel; null where not serving them
     std::chrono::steady_clock::time_point started;
     std::string version;
 };

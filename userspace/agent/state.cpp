@@ -39,16 +39,24 @@ std::optional<core::BackendRates> AgentState::ratesOf(const shhim_endpoint& endp
     return it->second;
 }
 
-void AgentState::setPolicy(std::optional<PolicySummary> policy)
+void AgentState::setPolicy(PolicyPtr policy)
 {
     std::lock_guard lock(mutex_);
     policy_ = std::move(policy);
 }
 
-std::optional<PolicySummary> AgentState::policy() const
+PolicyPtr AgentState::appliedPolicy() const
 {
     std::lock_guard lock(mutex_);
     return policy_;
+}
+
+std::optional<PolicySummary> AgentState::policy() const
+{
+    const PolicyPtr applied = appliedPolicy();
+    if (!applied)
+        return std::nullopt;
+    return summaryOf(*applied);
 }
 
 }  // namespace shhim::agent

@@ -1,6 +1,6 @@
 // What the agent itself keeps between kernel reads, shared by the event
 // loop (writer) and the gRPC handlers (readers): the newest failure
-// events, the per-backend rates of the last tick and the policy summary.
+// events, the per-backend rates of the last tick and the applied policy.
 // Everything else is read from the kernel maps on each request.
 #pragma once
 
@@ -13,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "agent/metrics_state.h"
 #include "agent/policy.h"
 #include "core/telemetry.h"
 #include "shhim_abi.h"
@@ -42,15 +43,23 @@ public:
     void setRates(std::map<EndpointKey, core::BackendRates> rates);
     std::optional<core::BackendRates> ratesOf(const shhim_endpoint& endpoint) const;
 
-    void setPolicy(std::optional<PolicySummary> policy);
+    // Replaces the policy in one step; readers hold on to the one they got.
+    void setPolicy(PolicyPtr policy);
+    PolicyPtr appliedPolicy() const;
+    // The short form (agent/policy.h PolicySummary); nullopt without a policy.
     std::optional<PolicySummary> policy() const;
 
+    // Event feed, 15-minute history, service labels (thread-safe itself).
+    Observability& observability() { return observability_; }
+    const Observability& observability() const { return observability_; }
+
 private:
+    Observability observability_;
     mutable std::mutex mutex_;
     std::deque<shhim_event> events_;
     std::uint64_t events_received_ = 0;
     std::map<EndpointKey, core::BackendRates> rates_;
-    std::optional<PolicySummary> policy_;
+    PolicyPtr policy_;
 };
 
 }  // namespace shhim::agent

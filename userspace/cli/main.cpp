@@ -1,17 +1,21 @@
 // shhimctl: the on-call engineer's view of shhimd. Every subcommand is one
-// read-only RPC to the agent's Unix socket and a printer (cli/printers.h).
+// RPC to the agent's Unix socket and a printer (cli/printers.h), except
+// `policy check`, which checks a policy file locally with no agent.
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <google/protobuf/struct.pb.h>
 #include <grpcpp/grpcpp.h>
 
 #include "cli/printers.h"
+#include "core/policy.h"
+#include "core/policy_file.h"
 #include "shhim.grpc.pb.h"
 
 namespace {
@@ -20,6 +24,7 @@ constexpr const char* kDefaultSocket = "/run/shhim/shhimd.sock";
 constexpr auto kRpcDeadline = std::chrono::seconds(2);
 constexpr int kExitAgentUnreachable = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitInvalidPolicy = 2;  // invalid or unreadable policy file
 
 enum class Output { Table, Json };
 
@@ -42,11 +47,12 @@ std::string describeFailure(const std::string& rpc, const std::string& socket, c
     return rpc + " failed: " + message + " (gRPC status " + std::to_string(static_cast<int>(code)) + ")";
 }
 
-// One RPC: Response from `call` or an error line and exit code 1.
+// One RPC: `print`'s exit code for the Response from `call`, or an error
+// line and exit code 1.
 template <typename Response>
 int callAgent(const Globals& globals, const std::string& rpc,
               const std::function<grpc::Status(shhim::v1::Shhim::Stub&, grpc::ClientContext&, Response&)>& call,
-              const std::function<void(const Response&)>& print)
+              const std::function<int(const Response&)>& print)
 {
     // A missing socket needs no connection attempt to explain.
     std::error_code ec;
@@ -64,16 +70,136 @@ int callAgent(const Globals& globals, const std::string& rpc,
         std::cerr << "shhimctl: " << describeFailure(rpc, globals.socket, status) << "\n";
         return kExitAgentUnreachable;
     }
-    print(response);
-    return EXIT_SUCCESS;
+    return print(response);
 }
 
 template <typename Response>
-std::function<void(const Response&)> printer(const Output& output, std::string (*table)(const Response&))
+std::function<int(const Response&)> printer(const Output& output, std::string (*table)(const Response&))
 {
     return [&output, table](const Response& response) {
         std::cout << (output == Output::Json ? shhim::cli::toJson(response) : table(response));
+        return EXIT_SUCCESS;
     };
+}
+
+void printIssues(const std::string& file, const std::vector<shhim::core::PolicyIssue>& issues)
+{
+    for (const auto& issue : issues)
+        std::cerr << shhim::core::formatIssue(file, issue) << "\n";
+    std::cerr << file << ": " << issues.size() << (issues.size() == 1 ? " error" : " errors") << "\n";
+}
+
+// `policy check`: no agent, no privileges.
+int checkPolicyFile(const std::string& file)
+{
+    std::string text;
+    try {
+        text = shhim::core::readPolicyFile(file);
+    } catch (const shhim::core::PolicyFileError& e) {
+        std::cerr << "shhimctl: " << e.what() << "\n";
+        return kExitInvalidPolicy;
+    }
+    const shhim::core::PolicyCheck check = shhim::core::checkPolicyText(text);
+    if (!check.policy) {
+        printIssues(file, check.issues);
+        return kExitInvalidPolicy;
+    }
+    std::cout << shhim::core::policyOkLine(file, *check.policy) << "\n";
+    return EXIT_SUCCESS;
+}
+
+// `policy apply`: the agent checks the file's text and applies it whole, or
+// answers with every problem and changes nothing.
+int applyPolicyFile(const Globals& globals, const std::string& file)
+{
+    shhim::v1::ApplyPolicyRequest request;
+    try {
+        request.set_yaml(shhim::core::readPolicyFile(file));
+    } catch (const shhim::core::PolicyFileError& e) {
+        std::cerr << "shhimctl: " << e.what() << "\n";
+        return kExitInvalidPolicy;
+    }
+    request.set_file_name(file);
+    return callAgent<shhim::v1::ApplyPolicyResponse>(
+        globals, "ApplyPolicy",
+        [&request](auto& stub, auto& ctx, auto& out) { return stub.ApplyPolicy(&ctx, request, &out); },
+        [&file](const shhim::v1::ApplyPolicyResponse& response) {
+            if (!response.applied()) {
+                std::vector<shhim::core::PolicyIssue> issues;
+                for (const auto& issue : response.errors())
+                    issues.push_back(shhim::core::fromProto(issue));
+                printIssues(file, issues);
+                std::cerr << file << ": not applied; the agent keeps its current policy\n";
+                return kExitInvalidPolicy;
+            }
+            std::cout << file << (response.unchanged() ? ": unchanged (already applied): " : ": applied: ")
+                      << response.summary() << " (version " << shhim::core::shortVersion(response.version())
+                      << ")\n";
+            return EXIT_SUCCESS;
+        });
+}
+
+struct ObserveOptions {
+    bool follow = false;
+    std::string since;
+    std::string service;
+    std::string backend;
+    std::string priority_class;
+    std::vector<std::string> types;
+    bool json = false;
+};
+
+// `observe`: one server-streaming RPC; each entry is printed (and flushed)
+// as it arrives, so `--follow | jq` sees events at once.
+int runObserve(const Globals& globals, const ObserveOptions& options)
+{
+    shhim::v1::ObserveRequest request;
+    request.set_follow(options.follow);
+    request.set_service(options.service);
+    request.set_backend(options.backend);
+    request.set_priority_class(options.priority_class);
+    for (const auto& type : options.types)
+        request.add_types(type);
+    const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    if (!options.since.empty()) {
+        const auto window = shhim::cli::parseDurationNs(options.since);
+        if (!window) {
+            std::cerr << "shhimctl: --since " << options.since << " is not a duration (e.g. 30s, 5m, 1h30m)\n";
+            return kExitUsage;
+        }
+        request.set_since_unix_ns(now_ns - *window);
+    } else if (options.follow) {
+        request.set_since_unix_ns(now_ns);  // only what happens from now on
+    }
+
+    std::error_code ec;
+    if (!std::filesystem::exists(globals.socket, ec)) {
+        std::cerr << "shhimctl: no agent running (cannot reach " << globals.socket << ")\n";
+        return kExitAgentUnreachable;
+    }
+    auto channel = grpc::CreateChannel("unix:" + globals.socket, grpc::InsecureChannelCredentials());
+    auto stub = shhim::v1::Shhim::NewStub(channel);
+    grpc::ClientContext context;
+    if (!options.follow)
+        context.set_deadline(std::chrono::system_clock::now() + kRpcDeadline);
+    auto reader = stub->Observe(&context, request);
+    shhim::v1::FeedEvent entry;
+    while (reader->Read(&entry)) {
+        std::cout << (options.json ? shhim::cli::toJsonLine(entry) : shhim::cli::formatFeedEvent(entry))
+                  << std::flush;
+    }
+    const grpc::Status status = reader->Finish();
+    if (!status.ok()) {
+        if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+            std::cerr << "shhimctl: " << status.error_message() << "\n";
+            return kExitUsage;
+        }
+        std::cerr << "shhimctl: " << describeFailure("Observe", globals.socket, status) << "\n";
+        return kExitAgentUnreachable;
+    }
+    return EXIT_SUCCESS;
 }
 
 void addOutputOption(CLI::App& command, Output& output)
@@ -142,14 +268,30 @@ int main(int argc, char** argv)
     });
 
     Output backends_output = Output::Table;
+    bool backends_history = false;
+    std::string backends_backend;
     auto* backends = app.add_subcommand(
         "backends", "per server: request and error rates, errors by kind, latency p50/p99, RTT, retransmits");
     addOutputOption(*backends, backends_output);
+    backends->add_flag("--history", backends_history,
+                       "the last 15 minutes instead: request and error rates and p50/p99 latency per second, "
+                       "as sparklines (-o json: every point)");
+    backends->add_option("--backend", backends_backend, "with --history: only this backend (ADDR[:PORT])")
+        ->option_text("ADDR[:PORT]");
     backends->footer(
         "A backend is a server address and port seen answering (or refusing) connections.\n\n"
-        "Examples:\n  shhimctl backends\n  shhimctl backends -o json");
+        "Examples:\n  shhimctl backends\n  shhimctl backends -o json\n  shhimctl backends --history\n"
+        "  shhimctl backends --history --backend 198.18.0.10:8080 -o json | jq '.backends[0].p99_seconds'");
     backends->callback([&] {
         run = [&] {
+            if (backends_history) {
+                shhim::v1::HistoryRequest request;
+                request.set_backend(backends_backend);
+                return callAgent<shhim::v1::History>(
+                    globals, "GetHistory",
+                    [&request](auto& stub, auto& ctx, auto& out) { return stub.GetHistory(&ctx, request, &out); },
+                    printer(backends_output, &shhim::cli::formatHistory));
+            }
             return callAgent<shhim::v1::BackendList>(
                 globals, "ListBackends",
                 [](auto& stub, auto& ctx, auto& out) {
@@ -178,6 +320,80 @@ int main(int argc, char** argv)
         };
     });
 
+    ObserveOptions observe_options;
+    auto* observe = app.add_subcommand(
+        "observe", "the event feed: failures, reroutes, policy changes, stress mode; --follow streams it");
+    observe->add_flag("-f,--follow", observe_options.follow, "after the kept events, stream new ones until Ctrl-C");
+    observe->add_option("--since", observe_options.since,
+                        "only events of the last DURATION (e.g. 30s, 5m, 1h30m); with --follow and no --since, "
+                        "only new events")
+        ->option_text("DURATION");
+    observe->add_option("--service", observe_options.service,
+                        "only events about backends of this policy service")
+        ->option_text("S");
+    observe->add_option("--backend", observe_options.backend, "only events about this backend")
+        ->option_text("ADDR[:PORT]");
+    observe->add_option("--class", observe_options.priority_class, "only events of services in this priority class")
+        ->option_text("C");
+    observe->add_option("--type", observe_options.types, "only these event types (repeatable)")
+        ->check(CLI::IsMember({"failure", "reroute", "policy", "stress"}))
+        ->option_text("failure|reroute|policy|stress");
+    const std::map<std::string, bool> observe_formats{{"compact", false}, {"json", true}};
+    observe->add_option("-o,--output", observe_options.json,
+                        "compact (default): one line per event; json: one protobuf-JSON document per line (jq)")
+        ->transform(CLI::CheckedTransformer(observe_formats, CLI::ignore_case))
+        ->option_text("compact|json");
+    observe->footer(
+        "Like `hubble observe`: without --follow, prints the events the agent kept (newest 4096) and exits.\n\n"
+        "Examples:\n  shhimctl observe --since 10m\n  shhimctl observe --follow --type failure --backend "
+        "198.18.0.10:8080\n  shhimctl observe -f --service fhir -o json | jq -r 'select(.type == \"failure\") | "
+        ".summary'");
+    observe->callback([&] { run = [&] { return runObserve(globals, observe_options); }; });
+
+    Output classes_output = Output::Table;
+    auto* classes = app.add_subcommand(
+        "classes", "priority classes per interface: packets, bytes, rate, drops, DSCP; stress mode");
+    addOutputOption(*classes, classes_output);
+    classes->footer(
+        "SHED is the class's shed rank (-: never shed; '*': held to its token bucket now).\n\n"
+        "Examples:\n  shhimctl classes\n  shhimctl classes -o json | jq '.interfaces[].classes[] | "
+        "{priority_class, egress_drops}'");
+    classes->callback([&] {
+        run = [&] {
+            return callAgent<shhim::v1::ClassReport>(
+                globals, "ListClasses",
+                [](auto& stub, auto& ctx, auto& out) {
+                    return stub.ListClasses(&ctx, shhim::v1::ClassesRequest{}, &out);
+                },
+                printer(classes_output, &shhim::cli::formatClasses));
+        };
+    });
+
+    Output stress_output = Output::Table;
+    std::string stress_mode;
+    auto* stress = app.add_subcommand(
+        "stress", "stress mode: on sheds the lowest classes by token bucket, off stops, auto follows link load");
+    stress->add_option("mode", stress_mode, "on, off or auto")
+        ->required()
+        ->check(CLI::IsMember({"on", "off", "auto"}, CLI::ignore_case))
+        ->option_text("on|off|auto");
+    addOutputOption(*stress, stress_output);
+    stress->footer(
+        "Life-critical and emergency traffic is never shed. auto sheds one class more at a time while an\n"
+        "interface's egress stays above the policy's threshold of its capacity. The kernel stops shedding by\n"
+        "itself a few seconds after the agent stops renewing it.\n\n"
+        "Examples:\n  shhimctl stress on\n  shhimctl stress auto\n  shhimctl stress off -o json");
+    stress->callback([&] {
+        run = [&] {
+            shhim::v1::StressRequest request;
+            request.set_mode(stress_mode);
+            return callAgent<shhim::v1::StressStatus>(
+                globals, "SetStress",
+                [&request](auto& stub, auto& ctx, auto& out) { return stub.SetStress(&ctx, request, &out); },
+                printer(stress_output, &shhim::cli::formatStressStatus));
+        };
+    });
+
     Output version_output = Output::Table;
     bool version_client_only = false;
     auto* version = app.add_subcommand("version", "shhimctl version and the running agent's version");
@@ -191,7 +407,7 @@ int main(int argc, char** argv)
             auto print = [&](const google::protobuf::Struct& v) {
                 if (version_output == Output::Json) {
                     std::cout << shhim::cli::toJson(v);
-                    return;
+                    return EXIT_SUCCESS;
                 }
                 std::cout << "shhimctl " << v.fields().at("shhimctl").string_value() << "\n";
                 if (v.fields().contains("shhimd")) {
@@ -200,11 +416,10 @@ int main(int argc, char** argv)
                         std::cout << " (build " << v.fields().at("shhimd_build_id").string_value() << ")";
                     std::cout << "\n";
                 }
-            };
-            if (version_client_only) {
-                print(versions);
                 return EXIT_SUCCESS;
-            }
+            };
+            if (version_client_only)
+                return print(versions);
             return callAgent<shhim::v1::Status>(
                 globals, "GetStatus",
                 [](auto& stub, auto& ctx, auto& out) { return stub.GetStatus(&ctx, shhim::v1::StatusRequest{}, &out); },
@@ -212,15 +427,69 @@ int main(int argc, char** argv)
                     (*versions.mutable_fields())["shhimd"].set_string_value(agent.version());
                     if (!agent.build_id().empty())
                         (*versions.mutable_fields())["shhimd_build_id"].set_string_value(agent.build_id());
-                    print(versions);
+                    return print(versions);
                 });
+        };
+    });
+
+    auto* policy = app.add_subcommand("policy", "check a policy file, or show and apply the agent's policy");
+    policy->require_subcommand(1);
+    policy->footer(
+        "A policy file is YAML whose schema is message shhim.v1.Policy (userspace/proto/policy.proto).\n"
+        "Every way of loading one (shhimd --policy, SIGHUP, policy apply) runs the same checks; an invalid\n"
+        "policy changes nothing.\n\nExamples:\n  shhimctl policy check policy/demo.yaml\n"
+        "  shhimctl policy apply /etc/shhim/policy.yaml\n  shhimctl policy show -o json");
+
+    std::string check_file;
+    auto* policy_check = policy->add_subcommand(
+        "check", "check a policy file without an agent: every error with its field path and line, exit 2");
+    policy_check->add_option("FILE", check_file, "the policy YAML file")->required();
+    policy_check->footer(
+        "Needs no agent and no privileges. A valid file prints one line and exits 0:\n"
+        "  policy/demo.yaml: ok: 2 services, 0 rules, 7 classes, 0 interfaces (version 3f2a9c01b7e4)\n"
+        "An invalid one prints every error, FILE:LINE:COLUMN: FIELD.PATH: message, sorted by line, on\n"
+        "stderr and exits 2 (also when the file cannot be read).\n\n"
+        "Examples:\n  shhimctl policy check policy/demo.yaml\n  for f in policy/*.yaml; do shhimctl policy check \"$f\"; done");
+    policy_check->callback([&] { run = [&] { return checkPolicyFile(check_file); }; });
+
+    std::string apply_file;
+    auto* policy_apply = policy->add_subcommand(
+        "apply", "send a policy file to the agent, which applies it whole if valid (exit 2 and no change if not)");
+    policy_apply->add_option("FILE", apply_file, "the policy YAML file (read here, checked by the agent)")
+        ->required();
+    policy_apply->footer(
+        "The agent checks the text exactly as `policy check` does. Valid: it replaces the running policy at\n"
+        "once and a new version is shown by `shhimctl status` and `policy show`. Invalid: every error is\n"
+        "printed, exit 2, and the running policy stays. Exit 1: no agent.\n"
+        "Note: SIGHUP makes shhimd re-read its --policy FILE, replacing a policy applied here.\n\n"
+        "Examples:\n  shhimctl policy apply /etc/shhim/policy.yaml");
+    policy_apply->callback([&] { run = [&] { return applyPolicyFile(globals, apply_file); }; });
+
+    Output show_output = Output::Table;
+    auto* policy_show = policy->add_subcommand(
+        "show", "the agent's policy: version, source, services, rules, classes as resolved, interfaces");
+    addOutputOption(*policy_show, show_output);
+    policy_show->footer(
+        "The version is the SHA-256 of the policy's content (comments and formatting do not count).\n\n"
+        "Examples:\n  shhimctl policy show\n  shhimctl policy show -o json");
+    policy_show->callback([&] {
+        run = [&] {
+            return callAgent<shhim::v1::PolicyState>(
+                globals, "GetPolicy",
+                [](auto& stub, auto& ctx, auto& out) {
+                    return stub.GetPolicy(&ctx, shhim::v1::GetPolicyRequest{}, &out);
+                },
+                printer(show_output, &shhim::cli::formatPolicyState));
         };
     });
 
     app.footer(
         "Run `shhimctl COMMAND --help` for a command's flags.\n\nExamples:\n"
         "  shhimctl status\n  shhimctl backends\n  shhimctl flows --top 10 --sort errors\n"
-        "  shhimctl events --last 20 -o json\n  shhimctl --socket /tmp/shhimd.sock status");
+        "  shhimctl events --last 20 -o json\n  shhimctl observe --follow --type failure\n"
+        "  shhimctl backends --history\n  shhimctl classes\n  shhimctl stress auto\n"
+        "  shhimctl policy check policy/demo.yaml\n"
+        "  shhimctl --socket /tmp/shhimd.sock status");
 
     try {
         app.parse(argc, argv);

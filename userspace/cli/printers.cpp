@@ -9,6 +9,10 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "core/policy.h"
+#include "core/policy_defaults.h"
+#include "core/policy_yaml.h"
+
 namespace shhim::cli {
 namespace {
 
@@ -178,7 +182,10 @@ std::string formatStatus(const shhim::v1::Status& status)
         out += " (build " + status.build_id() + ")";
     out += ", up " + formatUptime(status.uptime_seconds());
     out += status.reused_pinned_state() ? ", reusing pinned state from a previous run" : ", fresh start";
-    out += "\npolicy: " + orDash(status.policy_file()) + "\n";
+    out += "\npolicy: " + orDash(status.policy_file());
+    if (!status.policy_version().empty())
+        out += " (version " + core::shortVersion(status.policy_version()) + ")";
+    out += "\n";
 
     out += "\nAttached programs\n";
     if (status.attachments().empty()) {
@@ -341,6 +348,145 @@ std::string formatEvents(const shhim::v1::EventList& list)
     }
     std::string out = table.render();
     out += std::to_string(list.events_size()) + (list.events_size() == 1 ? " event" : " events") + ", oldest first\n";
+    return out;
+}
+
+std::string dscpName(std::uint32_t dscp)
+{
+    switch (dscp) {
+    case 0:
+        return "DF";
+    case 1:
+        return "LE";
+    case 46:
+        return "EF";
+    case 44:
+        return "VA";
+    default:
+        break;
+    }
+    if (dscp % 8 == 0 && dscp <= 56)
+        return "CS" + number(dscp / 8);
+    // AFxy = 8x + 2y, x 1-4, y 1-3.
+    const std::uint32_t x = dscp / 8, y = (dscp % 8) / 2;
+    if (dscp % 2 == 0 && x >= 1 && x <= 4 && y >= 1 && y <= 3)
+        return "AF" + number(x) + number(y);
+    return number(dscp);
+}
+
+namespace {
+
+template <typename Enum>
+std::string enumText(const google::protobuf::EnumDescriptor* type, Enum value)
+{
+    const auto* described = type->FindValueByNumber(static_cast<int>(value));
+    return described ? core::yamlEnumName(*described) : number(static_cast<std::uint64_t>(value));
+}
+
+std::string joined(const google::protobuf::RepeatedPtrField<std::string>& items)
+{
+    std::string text;
+    for (const auto& item : items)
+        text += (text.empty() ? "" : " ") + item;
+    return orDash(text);
+}
+
+std::string limits(const v1::Thresholds& t)
+{
+    std::string text;
+    auto add = [&text](const std::string& item) { text += (text.empty() ? "" : ", ") + item; };
+    if (t.has_p99_latency_ms())
+        add("p99 " + formatDuration(t.p99_latency_ms() / 1e3));
+    if (t.has_error_rate())
+        add("errors " + formatPercent(t.error_rate()));
+    if (t.has_min_requests())
+        add("min " + number(t.min_requests()) + " req");
+    if (t.has_window_ms())
+        add("window " + formatDuration(t.window_ms() / 1e3));
+    if (t.has_consecutive_failures())
+        add(number(t.consecutive_failures()) + " failures in a row");
+    if (t.has_ejection_ms())
+        add("eject " + formatDuration(t.ejection_ms() / 1e3));
+    if (t.has_max_ejected_fraction())
+        add("max ejected " + formatPercent(t.max_ejected_fraction()));
+    return text.empty() ? "defaults" : text;
+}
+
+std::string servicesTable(const v1::Policy& policy)
+{
+    Table table({{"SERVICE"}, {"ADDRESS"}, {"PROTO"}, {"CLASS"}, {"PRIMARY"}, {"FALLBACK"}, {"THRESHOLDS"}});
+    for (const auto& s : policy.services())
+        table.addRow({s.name(), s.address(), enumText(v1::AppProtocol_descriptor(), s.protocol()), s.class_(),
+                      joined(s.backends().primary()), joined(s.backends().fallback()), limits(s.thresholds())});
+    return table.render();
+}
+
+std::string rulesTable(const v1::Policy& policy)
+{
+    Table table({{"#", Table::Align::Right}, {"RULE"}, {"PROTO"}, {"CIDRS"}, {"PORTS"}, {"CLASS"}});
+    int index = 0;
+    for (const auto& r : policy.rules()) {
+        std::string ports = "-";
+        if (r.has_ports()) {
+            const std::uint32_t last = core::lastPort(r.ports());
+            ports = number(r.ports().first()) + (last != r.ports().first() ? "-" + number(last) : "");
+        }
+        table.addRow({number(static_cast<std::uint64_t>(++index)), orDash(r.name()),
+                      enumText(v1::Transport_descriptor(), r.protocol()), joined(r.cidrs()), ports, r.class_()});
+    }
+    return table.render();
+}
+
+std::string classesTable(const v1::PolicyState& state)
+{
+    Table table({{"CLASS"}, {"DSCP"}, {"SKB PRIO", Table::Align::Right}, {"SHED", Table::Align::Right}, {"CARRIES"}});
+    for (const auto& c : state.classes())
+        table.addRow({c.name() + (c.builtin() ? "" : " (added)"), dscpName(c.dscp()) + " (" + number(c.dscp()) + ")",
+                      number(c.skb_priority()), c.shed_order() ? number(c.shed_order()) : "never",
+                      orDash(c.description())});
+    return table.render();
+}
+
+std::string interfacesTable(const v1::Policy& policy)
+{
+    Table table({{"INTERFACE"}, {"ROLE"}, {"CAPACITY", Table::Align::Right}, {"DESCRIPTION"}});
+    for (const auto& i : policy.interfaces())
+        table.addRow({i.name(), enumText(v1::InterfaceRole_descriptor(), i.role()),
+                      number(i.capacity_mbps()) + " Mbit/s", orDash(i.description())});
+    return table.render();
+}
+
+std::string stressLine(const v1::StressMode& stress)
+{
+    const core::StressSettings settings = core::stressSettings(stress);
+    if (!settings.enabled)
+        return "stress mode: off\n";
+    return "stress mode: on above " + formatPercent(settings.enter_utilization) + " of capacity, off below " +
+           formatPercent(settings.exit_utilization) + ", each held " + formatDuration(settings.hold_ms / 1e3) +
+           "; classes shed in SHED order\n";
+}
+
+}  // namespace
+
+std::string formatPolicyState(const shhim::v1::PolicyState& state)
+{
+    if (!state.applied())
+        return "no policy applied (shhimd started without --policy; `shhimctl policy apply FILE` applies one)\n";
+    const v1::Policy& policy = state.policy();
+    std::string out = "policy " + policy.name() + " from " + orDash(state.file()) + "\n";
+    if (!policy.description().empty())
+        out += "  " + policy.description() + "\n";
+    out += "version " + state.version() + "\n";
+    out += "applied " + formatUnixTimeUtc(state.applied_unix_ns()) + " by " + orDash(state.source()) + "\n";
+    out += orDash(state.summary()) + "; other traffic: " + std::string(core::defaultClass(policy)) + "\n";
+    out += stressLine(policy.stress());
+    if (policy.services_size() > 0)
+        out += "\n" + servicesTable(policy);
+    if (policy.rules_size() > 0)
+        out += "\nRules, first match wins (server side of a connection)\n" + rulesTable(policy);
+    out += "\nClasses, highest priority first\n" + classesTable(state);
+    if (policy.interfaces_size() > 0)
+        out += "\n" + interfacesTable(policy);
     return out;
 }
 

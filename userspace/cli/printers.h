@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <google/protobuf/message.h>
@@ -49,5 +51,32 @@ std::string formatStatus(const shhim::v1::Status& status);
 std::string formatFlows(const shhim::v1::FlowList& flows);
 std::string formatBackends(const shhim::v1::BackendList& backends);
 std::string formatEvents(const shhim::v1::EventList& events);
+
+// `shhimctl policy show`: the applied policy, its classes as resolved, and
+// where it came from; "no policy applied" when the agent runs without one.
+std::string formatPolicyState(const shhim::v1::PolicyState& state);
+// "EF", "AF41", "LE", ... or the number.
+std::string dscpName(std::uint32_t dscp);
+
+// ---- `observe` and `backends --history` (printers_observe.cpp) ----
+
+// "90s", "5m", "1h30m", "500ms", "2d" -> ns; nullopt for anything else
+// (a number without a unit included).
+std::optional<std::int64_t> parseDurationNs(std::string_view text);
+// Protobuf JSON mapping on one line, ending in a newline: JSON lines for jq.
+std::string toJsonLine(const google::protobuf::Message& message);
+// "2025-11-23T21:12:03.123Z  failure  refused 198.18.0.1:40000 -> 198.18.0.10:8080 tcp  service=fhir class=clinical"
+std::string formatFeedEvent(const shhim::v1::FeedEvent& entry);
+// Per backend: req/s, err/s, p50 and p99 as sparklines over the window,
+// with the newest and largest value.
+std::string formatHistory(const shhim::v1::History& history);
+
+// ---- `classes` and `stress` (printers_classes.cpp) ----
+
+std::string formatBitRate(double bits_per_second);  // "950 bit/s", "12.5 Mbit/s"
+// Per interface: each class's DSCP, shed rank ('*': shed now), packets and
+// bytes both ways, egress rate, drops, re-marked packets.
+std::string formatClasses(const shhim::v1::ClassReport& report);
+std::string formatStressStatus(const shhim::v1::StressStatus& status);
 
 }  // namespace shhim::cli

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "datapath/bpf_handles.h"
+#include "datapath/class_qdisc.h"
 #include "datapath/error.h"
 #include "datapath/kernel_objects.h"
 #include "datapath/libbpf_log.h"
@@ -464,6 +465,18 @@ void ensureTracepoints(const std::string& pin_root, bool wanted,
     }
 }
 
+// The HTB tree shhim installs for a policy's link capacity (class_qdisc.h);
+// a root qdisc that is not shhim's stays.
+void removeShhimQdisc(const std::string& ifname, std::uint32_t ifindex, DetachReport& report)
+{
+    try {
+        if (removeClassQdisc(ifindex))
+            report.removed.push_back("HTB priority qdisc on " + ifname);
+    } catch (const Error& e) {
+        report.problems.push_back("HTB priority qdisc on " + ifname + ": " + e.what());
+    }
+}
+
 }  // namespace
 
 Datapath::Datapath(std::string pin_root, std::string cgroup_path, Maps maps, std::uint64_t build_id, bool reused)
@@ -642,8 +655,10 @@ DetachReport detach(const std::string& pin_root, const LogFn& log_fn)
                 if (raw >= 0) {
                     UniqueFd link(raw);
                     const bpf_link_info info = linkInfo(link.get(), what);
-                    if (info.type == BPF_LINK_TYPE_XDP)
+                    if (info.type == BPF_LINK_TYPE_XDP) {
                         removeTcEgress(ifname, static_cast<int>(info.xdp.ifindex), report, log);
+                        removeShhimQdisc(ifname, info.xdp.ifindex, report);
+                    }
                 }
             } else if (name == pins::kSockopsLink) {
                 what = "sockops link";

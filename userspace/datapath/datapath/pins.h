@@ -21,8 +21,11 @@ inline constexpr std::string_view kXdpLinkPrefix = "xdp@";
 inline constexpr std::string_view kSockopsLink = "sockops@cgroup";
 inline constexpr std::string_view kTracepointLinkPrefix = "tp@";
 
-inline constexpr std::array<std::string_view, 5> kMapNames = {
-    "shhim_flows", "shhim_backends", "shhim_counters", "shhim_events", "shhim_config"};
+// Telemetry maps, then the priority-class maps (datapath/policy_maps.h).
+inline constexpr std::array<std::string_view, 12> kMapNames = {
+    "shhim_flows",         "shhim_backends",       "shhim_counters",     "shhim_events",
+    "shhim_config",        "shhim_policy_state",   "shhim_policies",     "shhim_services",
+    "shhim_rules",         "shhim_ifaces",         "shhim_class_counters", "shhim_class_buckets"};
 
 inline std::string join(std::string_view root, std::string_view a)
 {

@@ -1,0 +1,94 @@
+// What shhimd keeps for observability beyond the kernel maps: the event
+// feed, 15 minutes of per-backend history, and which policy service (and
+// class) each backend belongs to. One object, held by AgentState, written
+// by the event loop and read by the gRPC and HTTP threads.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "agent/event_feed.h"
+#include "agent/policy.h"
+#include "core/metrics.h"
+#include "core/series.h"
+#include "shhim_abi.h"
+
+namespace shhim::datapath {
+class Maps;
+}
+
+namespace shhim::agent {
+
+// A policy service as the labels need it.
+struct ServiceBackends {
+    std::string name;
+    std::string priority_class;
+    std::vector<shhim_endpoint> backends;
+};
+
+// Which service holds a backend, for the `service` and `class` labels.
+class ServiceDirectory {
+public:
+    void replace(std::vector<ServiceBackends> services);
+    core::BackendLabels labelsOf(const shhim_endpoint& endpoint) const;
+    std::vector<ServiceBackends> services() const;
+
+private:
+    using Key = std::array<std::uint8_t, sizeof(shhim_endpoint)>;
+    mutable std::shared_mutex mutex_;
+    std::vector<ServiceBackends> services_;
+    std::map<Key, core::BackendLabels> by_backend_;
+};
+
+// The SeriesStore behind a mutex.
+class BackendHistory {
+public:
+    void record(std::int64_t second, const std::vector<core::BackendSnapshot>& table);
+    shhim::v1::History history(std::int64_t after_second, const core::BackendFilter& filter = {}) const;
+
+private:
+    mutable std::mutex mutex_;
+    core::SeriesStore store_;
+};
+
+struct Observability {
+    EventFeed feed;
+    BackendHistory history;
+    ServiceDirectory services;
+};
+
+// The services of a policy with their backends. The policy summary of
+// issue 2 names services but not their backends, so every service comes
+// back with no backends (labels stay "") until the validated policy model
+// (issue 3) is read here.
+std::vector<ServiceBackends> servicesOf(const PolicySummary& policy);
+
+// Event-loop helpers. A kernel failure event into the feed (labelled, in
+// Unix time). A policy change: action "loaded" or "reloaded" with the
+// policy now in force (its services become the labels), or "rejected"
+// with the error; each goes into the feed.
+void publishFailure(Observability& observability, const shhim_event& event);
+void notePolicy(Observability& observability, const std::string& action, const std::string& file,
+                const std::optional<PolicySummary>& policy, const std::string& error = {});
+
+// Records the kernel's backend table into the history once per Unix second
+// (the agent's tick is faster; extra calls within a second do nothing).
+class HistoryRecorder {
+public:
+    void tick(const datapath::Maps& maps, Observability& observability);
+
+private:
+    std::optional<std::int64_t> last_second_;
+};
+
+// Unix time now, and the offset that turns kernel CLOCK_MONOTONIC stamps into it.
+std::int64_t unixNowNs();
+std::int64_t monoToUnixNowOffsetNs();
+
+}  // namespace shhim::agent

@@ -1,0 +1,74 @@
+#include "core/policy_classes.h"
+
+#include <array>
+#include <string>
+
+namespace shhim::core {
+namespace {
+
+// skb priority: TC_PRIO_INTERACTIVE (6) down to TC_PRIO_BULK (2) for the
+// clinical classes, BESTEFFORT (0) for administrative and FILLER (1) for
+// bulk, which pfifo_fast and the default prio priomap put in the lowest band.
+// Shedding starts with bulk and never reaches clinical traffic by default.
+constexpr std::array<BuiltinClass, 7> kBuiltinClasses = {{
+    {"life-critical", 46, 6, 0, "monitor alarms, nurse call, code alerts"},
+    {"emergency", 40, 5, 0, "ED/ICU orders and results, stat labs, EMS hand-off"},
+    {"clinical-realtime", 34, 4, 0, "telemedicine audio/video"},
+    {"clinical", 18, 3, 0, "EHR/FHIR API, lab (HL7 v2/MLLP), pharmacy"},
+    {"imaging", 10, 2, 3, "DICOM / PACS transfers"},
+    {"administrative", 0, 0, 2, "scheduling, billing, insurance"},
+    {"bulk", 1, 1, 1, "backups, analytics, updates"},
+}};
+
+void applyOverride(const v1::ClassOverride& override, v1::ResolvedClass& resolved)
+{
+    if (override.has_dscp())
+        resolved.set_dscp(override.dscp());
+    if (override.has_skb_priority())
+        resolved.set_skb_priority(override.skb_priority());
+    if (override.has_shed_order())
+        resolved.set_shed_order(override.shed_order());
+    if (!override.description().empty())
+        resolved.set_description(override.description());
+}
+
+}  // namespace
+
+std::span<const BuiltinClass> builtinClasses() { return kBuiltinClasses; }
+
+const BuiltinClass* findBuiltinClass(std::string_view name)
+{
+    for (const auto& builtin : kBuiltinClasses)
+        if (builtin.name == name)
+            return &builtin;
+    return nullptr;
+}
+
+std::vector<v1::ResolvedClass> resolveClasses(const v1::Policy& policy)
+{
+    std::vector<v1::ResolvedClass> classes;
+    for (const auto& builtin : kBuiltinClasses) {
+        v1::ResolvedClass resolved;
+        resolved.set_name(std::string(builtin.name));
+        resolved.set_dscp(builtin.dscp);
+        resolved.set_skb_priority(builtin.skb_priority);
+        resolved.set_shed_order(builtin.shed_order);
+        resolved.set_builtin(true);
+        resolved.set_description(std::string(builtin.carries));
+        for (const auto& override : policy.classes())
+            if (override.name() == builtin.name)
+                applyOverride(override, resolved);
+        classes.push_back(std::move(resolved));
+    }
+    for (const auto& added : policy.classes()) {
+        if (findBuiltinClass(added.name()))
+            continue;
+        v1::ResolvedClass resolved;
+        resolved.set_name(added.name());
+        applyOverride(added, resolved);
+        classes.push_back(std::move(resolved));
+    }
+    return classes;
+}
+
+}  // namespace shhim::core

@@ -32,7 +32,8 @@ const Expected kInvalid[] = {
     // YAML and structure: the generic mapping onto the proto.
     {"yaml-syntax", "", 9, 9, "not valid YAML"},
     {"root-not-mapping", "", 2, 1, "expected a mapping of Policy fields, got a sequence"},
-    {"multiple-documents", "", 5, 1, "expected one YAML document, found 2"},
+    {"multiple-documents", "", 5, 1, "expected one YAML document, found more"},
+    {"stray-comma", "", 2, 1, "not valid YAML: unexpected ','"},
     {"unknown-field", "services[0].port", 11, 5, "unknown field 'port'"},
     {"unknown-field-typo", "services[0].thresholds.p95_latency_ms", 12, 7, "did you mean 'p99_latency_ms'?"},
     {"expected-mapping", "services[0].backends", 10, 15, "expected a mapping of BackendPools fields, got a scalar"},

@@ -169,4 +169,22 @@ TEST_CASE("a syntax error is one issue at the parser's position; so is a second 
     const auto two = mapYamlToMessage("port: 1\n---\nport: 2\n", endpoint);
     REQUIRE(two.issues.size() == 1);
     CHECK(two.issues[0].where.line == 3);
+    CHECK(two.issues[0].message == "expected one YAML document, found more (remove the '---' separators)");
+    // An explicit start of the one document is fine.
+    CHECK(mapYamlToMessage("---\nport: 1\n", endpoint).issues.empty());
+}
+
+TEST_CASE("a stray ',' where a document starts is a syntax error, not an endless parse")
+{
+    // yaml-cpp 0.7's LoadAll never returns on these (jbeder/yaml-cpp#1040).
+    shhim::v1::Endpoint endpoint;
+    const auto alone = mapYamlToMessage(",\n", endpoint);
+    REQUIRE(alone.issues.size() == 1);
+    CHECK(alone.issues[0].message == "not valid YAML: unexpected ','");
+    CHECK(alone.issues[0].where == SourcePosition{1, 1});
+
+    const auto second = mapYamlToMessage("port: 1\n---\n  ,\n", endpoint);
+    REQUIRE(second.issues.size() == 1);
+    CHECK(second.issues[0].message == "not valid YAML: unexpected ','");
+    CHECK(second.issues[0].where == SourcePosition{3, 3});
 }

@@ -1,5 +1,6 @@
 #include "core/policy_yaml.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <utility>
 
 #include "policy.pb.h"
@@ -489,6 +491,75 @@ private:
     YamlMapping& result_;
 };
 
+// What the parser reported for one document: its first node and how many.
+class DocumentShape : public YAML::EventHandler {
+public:
+    std::size_t nodes = 0;
+    bool first_is_null = false;
+    YAML::Mark first_at;
+
+    void OnDocumentStart(const YAML::Mark&) override {}
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark, true); }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark, false); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override
+    {
+        node(mark, false);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override
+    {
+        node(mark, false);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override
+    {
+        node(mark, false);
+    }
+    void OnMapEnd() override {}
+
+    bool loneNull() const { return nodes == 1 && first_is_null; }
+
+private:
+    void node(const YAML::Mark& mark, bool is_null)
+    {
+        if (nodes++ == 0) {
+            first_at = mark;
+            first_is_null = is_null;
+        }
+    }
+};
+
+// A file holds one document. Documents are walked here, a bounded number,
+// rather than with YAML::LoadAll: yaml-cpp 0.7 answers a token that cannot
+// start a node at the top level (a stray ',') with an empty document
+// without consuming the token, so LoadAll never returns and grows memory
+// (jbeder/yaml-cpp#1040, fixed upstream after 0.7). Two empty documents at
+// one position are that case, reported as the syntax error it is.
+// Throws YAML::Exception for other syntax errors.
+std::optional<PolicyIssue> checkDocuments(const std::string& text)
+{
+    constexpr std::size_t kEnough = 3;  // the first, a second, a repeat of the second
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    std::vector<DocumentShape> documents;
+    while (documents.size() < kEnough) {
+        DocumentShape shape;
+        if (!parser.HandleNextDocument(shape))
+            break;
+        if (!documents.empty() && documents.back().loneNull() && shape.loneNull() &&
+            documents.back().first_at.pos == shape.first_at.pos) {
+            const auto at = static_cast<std::size_t>(shape.first_at.pos);
+            const std::string token = at < text.size() ? quoted(text.substr(at, 1)) : "end of input";
+            return PolicyIssue{"", positionOf(shape.first_at), "not valid YAML: unexpected " + token};
+        }
+        documents.push_back(shape);
+    }
+    if (documents.size() > 1)
+        return PolicyIssue{"", positionOf(documents[1].first_at),
+                           "expected one YAML document, found more (remove the '---' separators)"};
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::string yamlEnumName(const EnumValueDescriptor& value)
@@ -506,22 +577,21 @@ std::string yamlEnumName(const EnumValueDescriptor& value)
 YamlMapping mapYamlToMessage(std::string_view yaml, google::protobuf::Message& out)
 {
     YamlMapping result;
-    std::vector<YAML::Node> documents;
+    const std::string text(yaml);
+    YAML::Node root;
     try {
-        documents = YAML::LoadAll(std::string(yaml));
+        if (std::optional<PolicyIssue> problem = checkDocuments(text)) {
+            result.issues.push_back(std::move(*problem));
+            return result;
+        }
+        // The first (and only) document; Load parses just that one.
+        root = YAML::Load(text);
     } catch (const YAML::Exception& e) {
         result.issues.push_back({"", positionOf(e.mark), "not valid YAML: " + e.msg});
         return result;
     }
-    if (documents.size() > 1) {
-        result.issues.push_back({"", positionOf(documents[1].Mark()),
-                                 "expected one YAML document, found " + std::to_string(documents.size()) +
-                                     " (remove the '---' separators)"});
-        return result;
-    }
     // An empty file is an empty mapping: its required fields are missing.
-    const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
-    const SourcePosition root_at = documents.empty() ? SourcePosition{1, 1} : positionOf(root.Mark());
+    const SourcePosition root_at = root.IsNull() ? SourcePosition{1, 1} : positionOf(root.Mark());
     result.sources.record("", root_at);
     Mapper(result).mapMessage(root, out, "", root_at);
     return result;

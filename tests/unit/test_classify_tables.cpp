@@ -354,7 +354,7 @@ TEST_CASE("compile: what only the kernel's tables refuse is reported with where 
 
     std::string nested = "schema_version: 1\nname: nested\nrules:\n";
     for (int i = 0; i < 17; ++i)
-        nested += "  - {name: n" + std::to_string(i) + ", cidrs: [10.0.0.0/" + std::to_string(8 + i) +
+        nested += "  - {name: n" + std::to_string(i) + ", cidrs: [198.18.0.0/" + std::to_string(15 + i) +
                   "], class: bulk}\n";
     try {
         compileClassTables(validated(nested));

@@ -10,8 +10,40 @@
 #include "datapath/bpf_handles.h"
 #include "datapath/error.h"
 #include "datapath/libbpf_log.h"
+#include "datapath/pins.h"
 
 namespace shhim::datapath {
+
+UniqueFd openPinnedMap(const std::string& pin_root, std::string_view name, std::string_view hint)
+{
+    const std::string path = pins::map(pin_root, name);
+    const int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) {
+        std::string what = "open pinned map " + std::string(name) + " at " + path;
+        if (!hint.empty())
+            what += " (" + std::string(hint) + ")";
+        throwErrno(what, errno);
+    }
+    return UniqueFd(fd);
+}
+
+bpf_map_info mapInfo(int fd, std::string_view name)
+{
+    bpf_map_info info = {};
+    __u32 length = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &length) != 0)
+        throwErrno("read info of map " + std::string(name), errno);
+    return info;
+}
+
+void checkLayout(int fd, std::string_view name, std::uint32_t key_size, std::uint32_t value_size)
+{
+    const bpf_map_info info = mapInfo(fd, name);
+    if (info.key_size != key_size || info.value_size != value_size)
+        throw Error("pinned map " + std::string(name) + " has key/value size " + std::to_string(info.key_size) +
+                    "/" + std::to_string(info.value_size) + ", this build expects " + std::to_string(key_size) + "/" +
+                    std::to_string(value_size) + " (pinned by another shhim version: run shhimd --detach)");
+}
 
 UniqueFd openPin(const std::string& path, const std::string& what)
 {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "common/unique_fd.h"
 
@@ -19,6 +20,14 @@ std::uint32_t programId(int prog_fd, const std::string& what);
 // The kernel's (possibly truncated, 15 chars) name of program `id`; "" if
 // it is gone or cannot be read.
 std::string programNameById(std::uint32_t id);
+
+// The pinned map <pin_root>/<name>; throws naming it, with `hint` appended
+// to the message when given (what the user should do about it).
+UniqueFd openPinnedMap(const std::string& pin_root, std::string_view name, std::string_view hint = {});
+bpf_map_info mapInfo(int fd, std::string_view name);
+// Checks that a pinned map has the layout this build was compiled against,
+// so that a read never misinterprets bytes of another ABI.
+void checkLayout(int fd, std::string_view name, std::uint32_t key_size, std::uint32_t value_size);
 
 // statfs() magic checks.
 bool isOnBpfFs(const std::string& path);

@@ -15,36 +15,16 @@
 
 #include "datapath/bpf_handles.h"
 #include "datapath/error.h"
+#include "datapath/kernel_objects.h"
 #include "datapath/pins.h"
 
 namespace shhim::datapath {
 namespace {
 
 constexpr std::uint32_t kZero = 0;
-
-UniqueFd openPinnedMap(const std::string& pin_root, std::string_view name)
-{
-    const std::string path = pins::map(pin_root, name);
-    const int fd = bpf_obj_get(path.c_str());
-    if (fd < 0)
-        throwErrno("open pinned map " + std::string(name) + " at " + path +
-                       " (loaded by a shhimd build without priority classes? restart shhimd to load this build)",
-                   errno);
-    return UniqueFd(fd);
-}
-
-// A pinned map of another ABI must never be read or written with this one's structs.
-void checkLayout(int fd, std::string_view name, std::uint32_t key_size, std::uint32_t value_size)
-{
-    bpf_map_info info = {};
-    __u32 length = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &length) != 0)
-        throwErrno("read info of map " + std::string(name), errno);
-    if (info.key_size != key_size || info.value_size != value_size)
-        throw Error("pinned map " + std::string(name) + " has key/value size " + std::to_string(info.key_size) +
-                    "/" + std::to_string(info.value_size) + ", this build expects " + std::to_string(key_size) + "/" +
-                    std::to_string(value_size) + " (pinned by another shhim version: run shhimd --detach)");
-}
+// Where the class maps are missing, the pins came from an older build.
+constexpr std::string_view kOlderBuildHint =
+    "loaded by a shhimd build without priority classes? restart shhimd to load this build";
 
 std::uint64_t monotonicNs()
 {
@@ -219,13 +199,13 @@ std::uint32_t nextGeneration(std::uint32_t current)
 PolicyMaps PolicyMaps::openPinned(const std::string& pin_root)
 {
     PolicyMaps m;
-    m.state_ = openPinnedMap(pin_root, "shhim_policy_state");
-    m.policies_ = openPinnedMap(pin_root, "shhim_policies");
-    m.services_ = openPinnedMap(pin_root, "shhim_services");
-    m.rules_ = openPinnedMap(pin_root, "shhim_rules");
-    m.ifaces_ = openPinnedMap(pin_root, "shhim_ifaces");
-    m.class_counters_ = openPinnedMap(pin_root, "shhim_class_counters");
-    m.class_buckets_ = openPinnedMap(pin_root, "shhim_class_buckets");
+    m.state_ = openPinnedMap(pin_root, "shhim_policy_state", kOlderBuildHint);
+    m.policies_ = openPinnedMap(pin_root, "shhim_policies", kOlderBuildHint);
+    m.services_ = openPinnedMap(pin_root, "shhim_services", kOlderBuildHint);
+    m.rules_ = openPinnedMap(pin_root, "shhim_rules", kOlderBuildHint);
+    m.ifaces_ = openPinnedMap(pin_root, "shhim_ifaces", kOlderBuildHint);
+    m.class_counters_ = openPinnedMap(pin_root, "shhim_class_counters", kOlderBuildHint);
+    m.class_buckets_ = openPinnedMap(pin_root, "shhim_class_buckets", kOlderBuildHint);
     checkLayout(m.state_.get(), "shhim_policy_state", sizeof(__u32), sizeof(shhim_policy_state));
     checkLayout(m.policies_.get(), "shhim_policies", sizeof(__u32), sizeof(shhim_policy));
     checkLayout(m.services_.get(), "shhim_services", sizeof(shhim_service_key), sizeof(shhim_service_value));

@@ -226,7 +226,7 @@ std::string lockdownState()
     if (child < 0)
         return "unknown (securityfs not mounted)";
     if (child == 0) {
-        read_end.release();
+        read_end.reset();  // the child only writes
         if (::unshare(CLONE_NEWNS) == 0 && ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
             ::mount("securityfs", "/sys/kernel/security", "securityfs", MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV,
                     nullptr) == 0) {

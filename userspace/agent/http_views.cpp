@@ -73,8 +73,10 @@ shhim::v1::Status statusView(const ApiContext& context)
     out.set_events_lost(counters[SHHIM_CTR_EVENTS_LOST]);
     out.set_parse_errors(parse_errors);
     out.set_reused_pinned_state(datapath.reusedPinnedState());
-    if (const auto policy = context.state.policy())
-        out.set_policy_file(policy->path);
+    if (const PolicyPtr policy = context.state.appliedPolicy()) {
+        out.set_policy_file(policy->file);
+        out.set_policy_version(policy->validated.version);
+    }
     return out;
 }
 

@@ -19,7 +19,7 @@ std::string metricsExposition(const ApiContext& context);
 
 shhim::v1::Dashboard dashboardView(const ApiContext& context, const shhim::v1::DashboardRequest& request);
 
-// Status as GetStatus answers it (the dashboard's header).
+// The agent's status: GetStatus answers with it, the dashboard shows it.
 shhim::v1::Status statusView(const ApiContext& context);
 
 }  // namespace shhim::agent

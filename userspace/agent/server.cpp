@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "agent/class_control.h"
+#include "agent/http_views.h"
 #include "core/feed.h"
 #include "core/telemetry.h"
 #include "datapath/error.h"
@@ -50,42 +51,7 @@ public:
     grpc::Status GetStatus(grpc::ServerContext*, const v1::StatusRequest*, v1::Status* out) override
     {
         try {
-            const auto& datapath = context_.datapath;
-            out->set_version(context_.version);
-            out->set_build_id(datapath::formatBuildId(datapath.buildId()));
-            out->set_uptime_seconds(
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - context_.started).count());
-            for (const auto& a : datapath.attachments()) {
-                auto* attachment = out->add_attachments();
-                attachment->set_hook(a.hook);
-                attachment->set_target(a.target);
-                attachment->set_program(a.program);
-                attachment->set_program_id(a.program_id);
-                attachment->set_mode(a.mode);
-            }
-            for (const auto& fill : datapath.maps().fills()) {
-                auto* map = out->add_maps();
-                map->set_name(fill.name);
-                map->set_entries(fill.entries);
-                map->set_max_entries(fill.max_entries);
-            }
-            const datapath::Counters counters = datapath.maps().counters();
-            std::uint64_t parse_errors = 0;
-            for (std::uint32_t id = 0; id < counters.size(); ++id) {
-                auto* counter = out->add_counters();
-                counter->set_name(std::string(core::counterName(id)));
-                counter->set_value(counters[id]);
-                if (core::isParseErrorCounter(id))
-                    parse_errors += counters[id];
-            }
-            out->set_events_received(context_.state.eventsReceived());
-            out->set_events_lost(counters[SHHIM_CTR_EVENTS_LOST]);
-            out->set_parse_errors(parse_errors);
-            out->set_reused_pinned_state(datapath.reusedPinnedState());
-            if (const PolicyPtr policy = context_.state.appliedPolicy()) {
-                out->set_policy_file(policy->file);
-                out->set_policy_version(policy->validated.version);
-            }
+            *out = statusView(context_);
             return grpc::Status::OK;
         } catch (const std::exception& e) {
             return internalError("GetStatus", e);

@@ -38,10 +38,13 @@ std::string orDash(const std::string& text) { return text.empty() ? "-" : text; 
 
 }  // namespace
 
-std::string toJson(const google::protobuf::Message& message)
+namespace {
+
+// The protobuf JSON mapping, with zero counters present and proto field names.
+std::string protobufJson(const google::protobuf::Message& message, bool pretty)
 {
     google::protobuf::util::JsonPrintOptions options;
-    options.add_whitespace = true;
+    options.add_whitespace = pretty;
     options.always_print_primitive_fields = true;
     options.preserve_proto_field_names = true;
     std::string json;
@@ -53,6 +56,12 @@ std::string toJson(const google::protobuf::Message& message)
         json += '\n';
     return json;
 }
+
+}  // namespace
+
+std::string toJson(const google::protobuf::Message& message) { return protobufJson(message, true); }
+
+std::string toJsonLine(const google::protobuf::Message& message) { return protobufJson(message, false); }
 
 std::string formatDuration(double seconds)
 {

@@ -134,19 +134,6 @@ std::optional<std::int64_t> parseDurationNs(std::string_view text)
     return total;
 }
 
-std::string toJsonLine(const google::protobuf::Message& message)
-{
-    google::protobuf::util::JsonPrintOptions options;
-    options.add_whitespace = false;
-    options.always_print_primitive_fields = true;
-    options.preserve_proto_field_names = true;
-    std::string json;
-    const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
-    if (!status.ok())
-        throw std::runtime_error("cannot convert " + message.GetTypeName() + " to JSON: " +
-                                 std::string(status.message()));
-    return json + "\n";
-}
 
 std::string formatFeedEvent(const shhim::v1::FeedEvent& entry)
 {

@@ -90,11 +90,11 @@ void reloadPolicy(const std::string& path, AgentState& state, ClassControl& clas
 // Backend request and error rates over the last tick window.
 class RateTracker {
 public:
-    void tick(const datapath::Maps& maps, AgentState& state)
+    void tick(const std::vector<datapath::BackendRecord>& backends, AgentState& state)
     {
         const auto now = std::chrono::steady_clock::now();
         std::map<EndpointKey, shhim_backend> snapshot;
-        for (const auto& record : maps.backends())
+        for (const auto& record : backends)
             snapshot.emplace(endpointKey(record.endpoint), record.backend);
         if (previous_time_) {
             const double seconds = std::chrono::duration<double>(now - *previous_time_).count();
@@ -253,8 +253,10 @@ int runAgent(const AgentOptions& options)
                     datapath::throwErrno("read tick timer", errno);
                 // A failed read skips one tick; the kernel side is unaffected.
                 try {
-                    rates.tick(datapath.maps(), state);
-                    history.tick(datapath.maps(), state.observability());
+                    // One read of the backend table serves the rates and the history.
+                    const auto backends = datapath.maps().backends();
+                    rates.tick(backends, state);
+                    history.tick(backends, state.observability());
                     classes->tick(static_cast<std::uint64_t>(clockNs(CLOCK_MONOTONIC)));
                     const std::uint64_t lost = datapath.maps().counters()[SHHIM_CTR_EVENTS_LOST];
                     if (lost > events_lost)

@@ -101,14 +101,14 @@ void notePolicy(Observability& observability, const std::string& action, const s
     observability.feed.publish(core::policyEntry(notice, unixNowNs()));
 }
 
-void HistoryRecorder::tick(const datapath::Maps& maps, Observability& observability)
+void HistoryRecorder::tick(const std::vector<datapath::BackendRecord>& backends, Observability& observability)
 {
     const std::int64_t second = unixNowNs() / 1'000'000'000;
     if (last_second_ && second <= *last_second_)
         return;
     last_second_ = second;
     std::vector<core::BackendSnapshot> table;
-    for (const auto& record : maps.backends())
+    for (const auto& record : backends)
         table.push_back({record.endpoint, record.backend, observability.services.labelsOf(record.endpoint)});
     observability.history.record(second, table);
 }

@@ -17,11 +17,8 @@
 #include "agent/policy.h"
 #include "core/metrics.h"
 #include "core/series.h"
+#include "datapath/maps.h"
 #include "shhim_abi.h"
-
-namespace shhim::datapath {
-class Maps;
-}
 
 namespace shhim::agent {
 
@@ -81,7 +78,7 @@ void notePolicy(Observability& observability, const std::string& action, const s
 // (the agent's tick is faster; extra calls within a second do nothing).
 class HistoryRecorder {
 public:
-    void tick(const datapath::Maps& maps, Observability& observability);
+    void tick(const std::vector<datapath::BackendRecord>& backends, Observability& observability);
 
 private:
     std::optional<std::int64_t> last_second_;

@@ -48,6 +48,13 @@ struct shhim_endpoint {
 };
 
 /*
+ * SO_MARK of shhimd's own health probes: the connect hooks leave such a
+ * socket on the backend it probes (a probe must reach that backend, even
+ * when the service's address is the backend's own).
+ */
+#define SHHIM_PROBE_MARK 0x5348494dU /* "SHIM" */
+
+/*
  * Flow key, canonical so that both directions of a conversation find the
  * same entry with one lookup: endpoint a is the one with the smaller port
  * (host order), ties broken by the smaller address (memcmp). Which side

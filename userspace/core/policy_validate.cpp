@@ -1,5 +1,6 @@
 #include "core/policy_validate.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <map>
@@ -259,6 +260,8 @@ private:
                 checkBackendPools(service.backends(), fieldPath(path, "backends"), address);
             if (service.has_thresholds())
                 checkThresholds(service.thresholds(), fieldPath(path, "thresholds"));
+            if (service.has_probe())
+                checkProbe(service.probe(), service.protocol(), fieldPath(path, "probe"));
         }
     }
 
@@ -358,6 +361,32 @@ private:
             checkCount(fieldPath(path, "ejection_ms"), t.ejection_ms(), 1000, 3'600'000);
         if (t.has_max_ejected_fraction())
             checkFraction(fieldPath(path, "max_ejected_fraction"), t.max_ejected_fraction());
+    }
+
+    void checkProbe(const v1::HealthProbe& probe, v1::AppProtocol protocol, const std::string& path)
+    {
+        if (!probe.http_path().empty())
+            checkHttpPath(probe.http_path(), protocol, fieldPath(path, "http_path"));
+        if (probe.has_interval_ms())
+            checkCount(fieldPath(path, "interval_ms"), probe.interval_ms(), 100, 600'000);
+        if (probe.has_timeout_ms())
+            checkCount(fieldPath(path, "timeout_ms"), probe.timeout_ms(), 10, 60'000);
+        if (probe.has_successes())
+            checkCount(fieldPath(path, "successes"), probe.successes(), 1, 100);
+    }
+
+    // The path goes verbatim into a request line: nothing that could split it.
+    void checkHttpPath(const std::string& http_path, v1::AppProtocol protocol, const std::string& path)
+    {
+        if (protocol != v1::APP_PROTOCOL_HTTP) {
+            report(path, "is for http services only (this service's protocol is not http)");
+            return;
+        }
+        const bool printable = std::all_of(http_path.begin(), http_path.end(),
+                                           [](char c) { return c > ' ' && c < 0x7f; });
+        if (http_path.front() != '/' || !printable || http_path.size() > 256)
+            report(path, "'" + http_path + "' is not an absolute path of printable ASCII without spaces, "
+                         "at most 256 bytes (e.g. \"/healthz\")");
     }
 
     // --- classification rules ----------------------------------------------

@@ -30,7 +30,18 @@ std::string jsonLine(const google::protobuf::Message& message)
 std::string parseJson(std::string_view json, google::protobuf::Message& message)
 {
     const auto status = google::protobuf::util::JsonStringToMessage(std::string(json), &message);
-    return status.ok() ? std::string() : std::string(status.message());
+    if (status.ok())
+        return {};
+    // The parser's message spans lines (with a caret): one line is wanted.
+    std::string text;
+    for (const char c : std::string(status.message())) {
+        if (c == '\n' || c == '^')
+            continue;
+        text += c;
+    }
+    while (!text.empty() && text.back() == ' ')
+        text.pop_back();
+    return text;
 }
 
 v1::AuditRecord parseRecordOrThrow(std::string_view line)
@@ -272,7 +283,7 @@ std::string auditVerdictLine(std::string_view file, const AuditVerdict& v)
     if (v.records > 0)
         out += " (seq 1-" + std::to_string(v.last_seq) + ", last " + shortHash(v.last_sha256) + ")";
     if (!v.head_checked)
-        out += "; no head file: records cut off the end would go unnoticed";
+        out += "; no head file: a cut-off end or an edited last record would go unnoticed";
     else if (v.beyond_head > 0)
         out += "; " + std::to_string(v.beyond_head) + " after the head (written before the head was updated)";
     else

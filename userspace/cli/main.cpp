@@ -1,11 +1,15 @@
 // shhimctl: the on-call engineer's view of shhimd. Every subcommand is one
 // RPC to the agent's Unix socket and a printer (cli/printers.h), except
 // `policy check`, which checks a policy file locally with no agent.
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +18,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "cli/printers.h"
+#include "core/audit.h"
 #include "core/policy.h"
 #include "core/policy_file.h"
 #include "shhim.grpc.pb.h"
@@ -25,6 +30,7 @@ constexpr auto kRpcDeadline = std::chrono::seconds(2);
 constexpr int kExitAgentUnreachable = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitInvalidPolicy = 2;  // invalid or unreadable policy file
+constexpr int kExitAuditBroken = 1;    // the audit trail has a bad record
 
 enum class Output { Table, Json };
 
@@ -105,6 +111,52 @@ int checkPolicyFile(const std::string& file)
         return kExitInvalidPolicy;
     }
     std::cout << shhim::core::policyOkLine(file, *check.policy) << "\n";
+    return EXIT_SUCCESS;
+}
+
+// A whole file's bytes; throws naming the file and the system's reason.
+std::string readWholeFile(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad())
+        throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+    return text;
+}
+
+// `audit verify`: the chain of FILE, and its head (--head, or FILE.head
+// when it exists). Exit 0 intact, 1 with the first bad record, 2 when a
+// file cannot be read or the head is not a head.
+int verifyAuditFile(const std::string& file, const std::string& head_option)
+{
+    std::optional<shhim::v1::AuditHead> head;
+    std::string text;
+    try {
+        text = readWholeFile(file);
+        std::string head_file = head_option;
+        std::error_code ec;
+        if (head_file.empty() && std::filesystem::exists(shhim::core::auditHeadPath(file), ec))
+            head_file = shhim::core::auditHeadPath(file);
+        if (!head_file.empty()) {
+            try {
+                head = shhim::core::parseAuditHead(readWholeFile(head_file));
+            } catch (const std::invalid_argument& e) {
+                throw std::runtime_error(head_file + ": " + e.what());
+            }
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "shhimctl: " << e.what() << "\n";
+        return kExitUsage;
+    }
+    const shhim::core::AuditVerdict verdict = shhim::core::verifyAuditChain(text, head);
+    const std::string line = shhim::core::auditVerdictLine(file, verdict);
+    if (!verdict.ok()) {
+        std::cerr << line << "\n";
+        return kExitAuditBroken;
+    }
+    std::cout << line << "\n";
     return EXIT_SUCCESS;
 }
 
@@ -483,12 +535,32 @@ int main(int argc, char** argv)
         };
     });
 
+    auto* audit = app.add_subcommand("audit", "the audit trail of routing changes");
+    audit->require_subcommand(1);
+    std::string audit_file(shhim::core::kDefaultAuditFile);
+    std::string audit_head;
+    auto* audit_verify = audit->add_subcommand(
+        "verify", "check the audit trail's SHA-256 chain without an agent: exit 0 intact, 1 tampered");
+    audit_verify->add_option("FILE", audit_file, "the audit trail (default " +
+                                                     std::string(shhim::core::kDefaultAuditFile) + ")");
+    audit_verify->add_option("--head", audit_head,
+                             "the writer's head file (default FILE.head when it exists): finds records cut off the end")
+        ->option_text("FILE");
+    audit_verify->footer(
+        "Needs no agent. Every record carries the SHA-256 of the line before it. Intact: one line on\n"
+        "stdout, exit 0. Otherwise the first bad record on stderr, exit 1:\n"
+        "  audit.jsonl: line 7: edited: its SHA-256 ... does not match prev_sha256 ... of the next record\n"
+        "Kinds: edited, deleted, reordered, truncated, unparseable. Exit 2: a file cannot be read.\n\n"
+        "Examples:\n  shhimctl audit verify\n  shhimctl audit verify /backup/audit.jsonl --head /backup/audit.jsonl.head");
+    audit_verify->callback([&] { run = [&] { return verifyAuditFile(audit_file, audit_head); }; });
+
     app.footer(
         "Run `shhimctl COMMAND --help` for a command's flags.\n\nExamples:\n"
         "  shhimctl status\n  shhimctl backends\n  shhimctl flows --top 10 --sort errors\n"
         "  shhimctl events --last 20 -o json\n  shhimctl observe --follow --type failure\n"
         "  shhimctl backends --history\n  shhimctl classes\n  shhimctl stress auto\n"
         "  shhimctl policy check policy/demo.yaml\n"
+        "  shhimctl audit verify\n"
         "  shhimctl --socket /tmp/shhimd.sock status");
 
     try {

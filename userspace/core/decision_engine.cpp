@@ -289,6 +289,7 @@ std::vector<Change> DecisionEngine::applyPolicy(const v1::Policy& policy, Engine
         svc.status.backends.clear();  // kept in `backends`
         svc.service_class = spec.class_();
         svc.thresholds = resolveThresholds(spec.thresholds(), spec.class_());
+        svc.probe = probeSettings(spec);
         auto addBackend = [&](const std::string& address, Pool pool) {
             BackendRuntime* kept = old != services_.end() ? findBackend(old->second, address) : nullptr;
             if (kept) {
@@ -461,18 +462,18 @@ std::vector<Change> DecisionEngine::onProbe(const std::string& service_name, con
     if (!b || b->status.state != BackendState::Probing)
         return out;  // a probe answer that is no longer wanted
     BackendStatus& s = b->status;
-    b->next_probe = now + settings_.probe_interval;
+    b->next_probe = now + svc->probe.interval;
     if (!ok) {
         eject(*svc, *b, now, kEngine,
               "probe failed after " + std::to_string(s.probe_successes) + " successful",
               {{"probe_successes", static_cast<double>(s.probe_successes)}}, out);
     } else {
         s.probe_successes += 1;
-        if (s.probe_successes >= settings_.probes_to_restore)
+        if (s.probe_successes >= svc->probe.successes)
             setState(*svc, *b, BackendState::Healthy, now, "restore", kEngine,
                      std::to_string(s.probe_successes) + " probes in a row succeeded",
                      {{"probe_successes", static_cast<double>(s.probe_successes)},
-                      {"probes_to_restore", static_cast<double>(settings_.probes_to_restore)}},
+                      {"probes_to_restore", static_cast<double>(svc->probe.successes)}},
                      out);
     }
     updatePool(*svc, now, out);
@@ -497,7 +498,7 @@ std::vector<Change> DecisionEngine::tick(EngineTime now)
                 s.probe_successes = 0;
                 b.next_probe = now;
                 setState(svc, b, BackendState::Probing, now, "probe", kEngine,
-                         "ejection ended; restored after " + std::to_string(settings_.probes_to_restore) +
+                         "ejection ended; restored after " + std::to_string(svc.probe.successes) +
                              " successful probes",
                          {}, out);
             }
@@ -523,7 +524,7 @@ std::vector<ProbeTarget> DecisionEngine::probesDue(EngineTime now)
         for (auto& b : svc.backends)
             if (b.status.state == BackendState::Probing && now >= b.next_probe) {
                 due.push_back({name, b.status.backend});
-                b.next_probe = now + settings_.probe_interval;
+                b.next_probe = now + svc.probe.interval;
             }
     return due;
 }

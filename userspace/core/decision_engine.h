@@ -18,7 +18,7 @@
 //    n resets after `backoff_reset` of uninterrupted health. A backend that
 //    fails and recovers every second is therefore held out longer each time.
 //  - After the ejection, the backend is probing: not routable, probed by the
-//    agent (probesDue) every probe_interval; `probes_to_restore` successes in
+//    agent (probesDue) every probe interval; the policy's probe `successes` in
 //    a row restore it, one failure ejects it again (with backoff). Patient
 //    traffic is never a probe.
 //  - max_ejected_fraction, per pool: the engine never takes out more than
@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "core/decision_types.h"
+#include "core/probe.h"
 #include "policy.pb.h"
 
 namespace shhim::core {
@@ -173,6 +174,7 @@ private:
         ServiceStatus status;               // its `backends` are kept in `backends` below
         std::string service_class;
         ServiceThresholds thresholds;
+        ProbeSettings probe;                // the service's HealthProbe with defaults
         std::vector<BackendRuntime> backends;
     };
 

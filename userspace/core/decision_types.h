@@ -90,8 +90,6 @@ ServiceThresholds resolveThresholds(const v1::Thresholds& thresholds, std::strin
 
 // Engine-wide settings the policy does not (yet) carry.
 struct EngineSettings {
-    std::uint32_t probes_to_restore = 3;        // consecutive successful probes
-    EngineDuration probe_interval{1'000};
     std::uint32_t bad_windows_to_eject = 3;     // consecutive degraded windows: suspect at 1, eject at this
     std::uint32_t max_backoff_doublings = 6;    // ejection <= ejection_ms * 2^6
     EngineDuration max_ejection{3'600'000};     // and never longer than an hour

@@ -35,6 +35,10 @@ policy="$TB_DIR/stress-auto.yaml"
   printf 'schema_version: 1\nname: e2e-stress-auto\nservices:\n'
   cl_service_yaml backups "$TB_SVC_IP1:$PORT_BULK" bulk
   cl_service_yaml alarms "$TB_SVC_IP1:$PORT_ALARM" life-critical
+  # Bulk keeps half the link while shed: TCP held to a bucket of 1% (the
+  # default) backs off so far that the load it still offers falls below
+  # exit_utilization, and auto mode would leave and enter again and again.
+  printf 'classes:\n  - name: bulk\n    stress_share: 0.5\n'
   printf 'interfaces:\n  - name: %s\n    role: clients\n    capacity_mbps: %s\n' "$TB_IF_CLIENT" "$CAPACITY_MBPS"
   # enabled: false: auto stress is the operator's choice here (shhimctl stress auto).
   printf 'stress:\n  enabled: false\n  enter_utilization: %s\n  exit_utilization: %s\n  hold_ms: %s\n' \

@@ -181,10 +181,12 @@ private:
     {
         const std::vector<v1::ResolvedClass> resolved = resolveClasses(policy_);
         std::string last_share_path;
+        bool all_in_range = true;  // an out-of-range share is reported on its own, not summed
         for (int i = 0; i < policy_.classes_size(); ++i) {
             const v1::ClassOverride& override = policy_.classes(i);
             if (!override.has_stress_share())
                 continue;
+            all_in_range = all_in_range && override.stress_share() >= 0.0 && override.stress_share() <= 1.0;
             const std::string path = fieldPath(elementPath("classes", static_cast<std::size_t>(i)), "stress_share");
             last_share_path = path;
             for (const auto& c : resolved) {
@@ -205,7 +207,7 @@ private:
             total += c.stress_share();
             parts += (parts.empty() ? "" : " + ") + c.name() + " " + number(c.stress_share());
         }
-        if (!last_share_path.empty() && total > 1.0 + 1e-9)
+        if (!last_share_path.empty() && all_in_range && total > 1.0 + 1e-9)
             report(last_share_path, "the shed classes keep more than the whole link under stress (" + parts + " = " +
                                         number(total) + "); the shares add up to at most 1");
     }

@@ -3,8 +3,13 @@
 # programs on an established-flow TCP packet, measured with BPF_PROG_TEST_RUN
 # (repeat >= 1,000,000) side by side with an empty XDP program, with ratios.
 # The bar: XDP ingress <= 4x the empty program.
-# Needs root (BPF). Extra arguments go to shhim-bench-bpf.
-#   SHHIM_SKIP_BUILD=1  use build/ as is
+# Then the congestion table (issue 3): vm-tests/e2e_congestion.sh runs once
+# and its critical classes' success and p99 with shhim (stress on) and
+# without (a FIFO shaper at the same capacity) are printed side by side.
+# Needs root (BPF, network namespaces). Extra arguments go to shhim-bench-bpf.
+#   SHHIM_SKIP_BUILD=1            use build/ as is
+#   SHHIM_CONGESTION_SECONDS=N    the congested run's length (default 22, at least 20)
+#   SHHIM_BENCH_NO_CONGESTION=1   skip the congestion table
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +17,7 @@ bench="$repo_root/build/tests/bpf/shhim-bench-bpf"
 
 if [[ -z "${SHHIM_SKIP_BUILD:-}" ]]; then
   bash "$repo_root/scripts/setup-deps.sh" </dev/null
-  bash "$repo_root/scripts/build.sh" --target shhim-bench-bpf </dev/null
+  bash "$repo_root/scripts/build.sh" --target shhim-bench-bpf shhimd shhimctl shhim-testsvc shhim-loadgen </dev/null
 fi
 [[ -x "$bench" ]] || { echo "bench.sh: $bench was not built" >&2; exit 1; }
 ((EUID == 0)) || { echo "bench.sh: run as root (BPF_PROG_TEST_RUN needs CAP_BPF)" >&2; exit 1; }
@@ -24,4 +29,28 @@ bench_rc=0
 echo
 echo "verified instructions per program and kernel (vm-tests/kernels.sh --insns):"
 bash "$repo_root/vm-tests/kernels.sh" --insns || echo "bench.sh: kernel matrix did not complete" >&2
+
+if [[ -z "${SHHIM_BENCH_NO_CONGESTION:-}" ]]; then
+  echo
+  echo "critical classes under congestion (link at 40% of the offered load, vm-tests/e2e_congestion.sh):"
+  results="$(mktemp /tmp/shhim-bench-congestion-XXXXXX.tsv)"
+  trap 'rm -f "$results"' EXIT
+  congestion_rc=0
+  SHHIM_CONGESTION_RESULTS="$results" bash "$repo_root/vm-tests/e2e_congestion.sh" >"$results.log" 2>&1 ||
+    congestion_rc=$?
+  if [[ -s "$results" ]]; then
+    # class, unloaded p99, then with shhim and without: answered (percent), p99 (ms and x unloaded).
+    awk -F '\t' 'NR == 1 {
+        printf "%-14s %12s | %-30s | %-30s\n", "class", "unloaded p99", "with shhim (stress on)", "without shhim (FIFO shaper)"
+        next }
+      { printf "%-14s %9.2f ms | %6.1f%% ok, p99 %8.2f ms %5sx | %6.1f%% ok, p99 %8.2f ms %5sx\n",
+               $1, $2 / 1000, $3 / 10, $4 / 1000, $5, $6 / 10, $7 / 1000, $8 }' "$results"
+  else
+    echo "bench.sh: e2e_congestion.sh wrote no results (exit $congestion_rc); its output:" >&2
+    tail -n 30 "$results.log" >&2
+  fi
+  tail -n 1 "$results.log"
+  rm -f "$results.log"
+  ((congestion_rc == 0)) || bench_rc=$congestion_rc
+fi
 exit "$bench_rc"

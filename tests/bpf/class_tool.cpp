@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // shhim-class-tool: drives the priority-class half of shhim on a running
-// datapath (pins made by shhimd) through the agent's own ClassControl, for
-// the end-to-end tests (vm-tests/e2e_congestion.sh, e2e_policy_reload.sh)
-// while shhimd does not yet apply class policies itself. Builds class tables
+// datapath (pins made by shhimd) through the agent's own ClassControl, from
+// flags instead of a policy file: a bench tool for trying class tables by
+// hand. (The end-to-end tests drive shhimd itself: --policy, `shhimctl
+// policy apply`, SIGHUP, `shhimctl stress`.) Builds class tables
 // from flags, applies them (HTB where a capacity is given), sets the stress
 // mode and ticks like the agent (auto stress, lease renewal) for --hold
 // seconds; or applies policies in a loop (--reload). Prints what it did as

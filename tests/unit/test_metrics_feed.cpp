@@ -114,3 +114,48 @@ TEST_CASE("backend filter: malformed text is refused with the text in the messag
     CHECK(BackendFilter::parse("").matchesAll());
     CHECK(BackendFilter::parse("198.18.0.10").matches(endpointV4({198, 18, 0, 10}, 1)));
 }
+
+TEST_CASE("feed: stress changes say entered, left or level, and why (manual by whom, auto against which threshold)")
+{
+    shhim::core::StressChange change;
+    change.mode = "auto";
+    change.cause = "auto";
+    change.level_before = 0;
+    change.level = 1;
+    change.sent_utilisation = 0.934;
+    change.offered_utilisation = 1.2;
+    change.enter = 0.6;
+    change.exit = 0.3;
+    const auto entered = shhim::core::stressNotice(change);
+    CHECK(entered.action() == "entered");
+    CHECK(entered.utilisation() == doctest::Approx(0.934));
+    CHECK(entered.threshold() == doctest::Approx(0.6));
+    CHECK(entered.reason() == "auto: egress at 93% of capacity >= enter_utilization 60%");
+    const auto entry = shhim::core::stressEntry(entered, 42);
+    CHECK(entry.type() == "stress");
+    CHECK(entry.time_unix_ns() == 42);
+    CHECK(entry.summary() == "stress mode entered (level 0 -> 1): auto: egress at 93% of capacity >= "
+                             "enter_utilization 60%");
+
+    change.level_before = 2;
+    change.level = 0;
+    change.offered_utilisation = 0.05;
+    const auto left = shhim::core::stressNotice(change);
+    CHECK(left.action() == "left");
+    CHECK(left.threshold() == doctest::Approx(0.3));
+    CHECK(left.reason() == "auto: offered load at 5% of capacity < exit_utilization 30%");
+
+    change.level_before = 1;
+    change.level = 2;
+    CHECK(shhim::core::stressNotice(change).action() == "level");
+
+    shhim::core::StressChange manual;
+    manual.mode = "on";
+    manual.cause = "manual";
+    manual.actor = "uid 0";
+    manual.level = 255;
+    const auto on = shhim::core::stressNotice(manual);
+    CHECK(on.action() == "entered");
+    CHECK(on.actor() == "uid 0");
+    CHECK(shhim::core::stressSummary(on) == "stress mode entered (level 0 -> all): manual: shhimctl stress on by uid 0");
+}

@@ -3,6 +3,9 @@
 // GetPolicy shows, and reading --policy files.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -111,4 +114,37 @@ TEST_CASE("a valid policy file gives its candidate, named by the path and source
     CHECK(candidate.errors.empty());
     CHECK(candidate.policy->source == "shhimd --policy");
     CHECK(candidate.policy->validated.policy.name() == "shhim-demo");
+}
+
+TEST_CASE("servicesOf: every service with its address, primary and fallback backends as kernel endpoints")
+{
+    shhim::v1::ApplyPolicyResponse response;
+    const auto applied = shhim::agent::candidateFromRequest(request(std::string(kValid) +
+                                                                    "      fallback: [198.18.0.12:8080]\n"
+                                                                    "  - name: lab\n"
+                                                                    "    address: '[2001:2::12]:2575'\n"
+                                                                    "    protocol: mllp\n"
+                                                                    "    class: emergency\n"
+                                                                    "    backends:\n"
+                                                                    "      primary: ['[2001:2::12]:2575']\n"),
+                                                            response);
+    REQUIRE(applied);
+    const auto services = shhim::agent::servicesOf(*applied);
+    REQUIRE(services.size() == 2);
+    CHECK(services[0].name == "fhir");
+    CHECK(services[0].priority_class == "clinical");
+    // The address is also the first primary: three distinct endpoints.
+    REQUIRE(services[0].backends.size() == 3);
+    const shhim_endpoint& fallback = services[0].backends[2];
+    CHECK(fallback.family == SHHIM_FAMILY_IPV4);
+    CHECK(fallback.proto == 6);
+    CHECK(fallback.port == htons(8080));
+    const std::uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 12};
+    CHECK(std::memcmp(fallback.addr, mapped, 16) == 0);
+    CHECK(services[1].name == "lab");
+    CHECK(services[1].priority_class == "emergency");
+    REQUIRE(services[1].backends.size() == 1);
+    CHECK(services[1].backends[0].family == SHHIM_FAMILY_IPV6);
+    CHECK(services[1].backends[0].addr[15] == 0x12);
+    CHECK(services[1].backends[0].port == htons(2575));
 }

@@ -96,6 +96,11 @@ const Expected kInvalid[] = {
     {"stress-exit-above-enter", "stress.exit_utilization", 11, 21,
      "exit_utilization 0.8 must be below enter_utilization 0.7"},
     {"stress-hold-range", "stress.hold_ms", 10, 12, "50 is out of range (100-600000)"},
+    {"stress-share-range", "classes[0].stress_share", 7, 19, "1.5 is out of range (a share of the link: 0 to 1)"},
+    {"stress-share-never-shed", "classes[0].stress_share", 7, 19, "emergency traffic is never shed"},
+    {"stress-share-not-shed", "classes[0].stress_share", 7, 19, "clinical has shed_order 0 (never shed)"},
+    {"stress-share-sum", "classes[1].stress_share", 9, 19, "keep more than the whole link under stress"},
+    {"remark-not-boolean", "interfaces[0].remark_untrusted_dscp", 8, 28, "expected true or false, got 'sometimes'"},
     {"stress-without-interfaces", "stress.enabled", 6, 12, "stress mode needs at least one interface"},
 };
 

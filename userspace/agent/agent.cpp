@@ -63,7 +63,7 @@ void reloadPolicy(const std::string& path, AgentState& state, ClassControl& clas
     const PolicyPtr current = state.appliedPolicy();
     if (!candidate.policy) {
         logPolicyErrors(candidate, "SIGHUP: ");
-        notePolicy(state.observability(), "rejected", path, std::nullopt, joinedErrors(candidate.errors));
+        notePolicy(state.observability(), "rejected", path, nullptr, joinedErrors(candidate.errors));
         spdlog::error("SIGHUP: policy {} not applied ({} error{}); {}", path, candidate.errors.size(),
                       candidate.errors.size() == 1 ? "" : "s",
                       current ? "keeping " + describePolicy(*current) : std::string("still running without a policy"));
@@ -77,13 +77,13 @@ void reloadPolicy(const std::string& path, AgentState& state, ClassControl& clas
     try {
         classes.applyPolicy(candidate.policy->validated.policy);
     } catch (const ClassControlError& e) {
-        notePolicy(state.observability(), "rejected", path, std::nullopt, e.what());
+        notePolicy(state.observability(), "rejected", path, nullptr, e.what());
         spdlog::error("SIGHUP: {}; keeping {}", e.what(),
                       current ? describePolicy(*current) : std::string("no policy"));
         return;
     }
     state.setPolicy(candidate.policy);
-    notePolicy(state.observability(), "reloaded", path, state.policy());
+    notePolicy(state.observability(), "reloaded", path, state.appliedPolicy());
     spdlog::info("SIGHUP: applied {}", describePolicy(*candidate.policy));
 }
 
@@ -162,7 +162,7 @@ int runAgent(const AgentOptions& options)
             return kExitInvalidPolicy;
         }
         state.setPolicy(candidate.policy);
-        notePolicy(state.observability(), "loaded", options.policy_path, state.policy());
+        notePolicy(state.observability(), "loaded", options.policy_path, state.appliedPolicy());
         spdlog::info("{}", describePolicy(*candidate.policy));
     }
 
@@ -180,6 +180,8 @@ int runAgent(const AgentOptions& options)
     const auto classes = ClassControl::start(
         datapath.pinRoot(), options.load.interfaces, [](const std::string& line) { spdlog::info("{}", line); },
         static_cast<std::uint32_t>(options.tick.count()));
+    // Entering and leaving stress mode: a log line (the Log above) and an event in the feed.
+    classes->onStressChange([&state](const v1::StressNotice& notice) { noteStress(state.observability(), notice); });
     if (const PolicyPtr policy = state.appliedPolicy())
         classes->applyPolicy(policy->validated.policy);
 

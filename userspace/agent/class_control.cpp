@@ -9,6 +9,7 @@
 #include <set>
 #include <utility>
 
+#include "core/feed.h"
 #include "datapath/class_qdisc.h"
 #include "datapath/error.h"
 #include "shhim_abi.h"
@@ -107,11 +108,21 @@ std::uint32_t ClassControl::applyTables(const core::ClassTables& tables)
             if (log_)
                 log_("priority classes: HTB " + std::to_string(i.capacity_bps) + " bit/s on " + i.name);
         }
+        std::set<std::uint32_t> touched = shaped;
         for (const auto& [name, ifindex] : ifindex_of_) {
-            if (!shaped.count(ifindex) && datapath::removeClassQdisc(ifindex) && log_)
+            if (shaped.count(ifindex))
+                continue;
+            touched.insert(ifindex);
+            if (datapath::removeClassQdisc(ifindex) && log_)
                 log_("priority classes: removed HTB from " + name + " (no capacity in the policy any more)");
         }
-        const std::uint32_t generation = maps_.apply(tables);
+        std::uint32_t generation = 0;
+        try {
+            generation = maps_.apply(tables);
+        } catch (const datapath::Error&) {
+            restoreQdiscsLocked(touched);
+            throw;
+        }
         tables_ = tables;
         ifindex_of_ = std::move(ifindex_of);
         stress_.setConfig(stressConfigLocked());
@@ -119,7 +130,7 @@ std::uint32_t ClassControl::applyTables(const core::ClassTables& tables)
             const auto mode = tables_.stress_enabled ? core::StressMode::Auto : core::StressMode::Off;
             if (mode != stress_.mode()) {
                 stress_.setMode(mode, stress_.level());
-                writeStressLocked();
+                writeStressLocked({"policy", {}});
             }
         }
         if (log_)
@@ -129,6 +140,27 @@ std::uint32_t ClassControl::applyTables(const core::ClassTables& tables)
         return generation;
     } catch (const datapath::Error& e) {
         throw ClassControlError(std::string("priority classes not applied: ") + e.what());
+    }
+}
+
+void ClassControl::restoreQdiscsLocked(const std::set<std::uint32_t>& touched)
+{
+    // The maps refused the new policy: put the queueing of the one in force back as it was.
+    std::map<std::uint32_t, std::uint64_t> previous;
+    for (const core::InterfaceConfig& i : tables_.interfaces)
+        if (const auto it = ifindex_of_.find(i.name); it != ifindex_of_.end() && i.capacity_bps)
+            previous[it->second] = i.capacity_bps;
+    for (const std::uint32_t ifindex : touched) {
+        try {
+            if (const auto it = previous.find(ifindex); it != previous.end())
+                datapath::installClassQdisc(ifindex, it->second, tables_.classes.size());
+            else
+                datapath::removeClassQdisc(ifindex);
+        } catch (const datapath::Error& e) {
+            if (log_)
+                log_("priority classes: could not restore the queueing of ifindex " + std::to_string(ifindex) +
+                     " after a failed apply: " + e.what());
+        }
     }
 }
 
@@ -168,10 +200,10 @@ void ClassControl::tick(std::uint64_t now_ns)
     }
     last_tick_ns_ = now_ns;
     stress_.tick(now_ns, links);
-    writeStressLocked();
+    writeStressLocked({"auto", {}});
 }
 
-void ClassControl::writeStressLocked()
+void ClassControl::writeStressLocked(const StressCause& cause)
 {
     const std::uint32_t level = stress_.level();
     try {
@@ -182,16 +214,30 @@ void ClassControl::writeStressLocked()
         // Every tick renews the lease, so the kernel keeps shedding only while the agent lives.
         maps_.writeStress(static_cast<std::uint32_t>(stress_.mode()), level);
         written_level_ = level;
-        if (before != level && log_)
-            log_("stress mode " + std::string(core::stressModeName(stress_.mode())) + ": level " +
-                 std::to_string(before) + " -> " + std::to_string(level));
+        if (before == level)
+            return;
+        core::StressChange change;
+        change.mode = std::string(core::stressModeName(stress_.mode()));
+        change.level_before = before;
+        change.level = level;
+        change.cause = cause.kind;
+        change.actor = cause.actor;
+        change.sent_utilisation = stress_.sentUtilisation();
+        change.offered_utilisation = stress_.offeredUtilisation();
+        change.enter = tables_.stress_enter;
+        change.exit = tables_.stress_exit;
+        const shhim::v1::StressNotice notice = core::stressNotice(change);
+        if (log_)
+            log_(core::stressSummary(notice));
+        if (stress_listener_)
+            stress_listener_(notice);
     } catch (const datapath::Error& e) {
         if (log_)
             log_(std::string("stress mode: ") + e.what());
     }
 }
 
-shhim::v1::StressStatus ClassControl::setStress(std::string_view mode)
+shhim::v1::StressStatus ClassControl::setStress(std::string_view mode, const std::string& actor)
 {
     const auto parsed = core::stressModeFromName(mode);
     if (!parsed)
@@ -199,8 +245,14 @@ shhim::v1::StressStatus ClassControl::setStress(std::string_view mode)
     const std::lock_guard lock(mutex_);
     stress_.setMode(*parsed, stress_.level());
     operator_mode_ = true;
-    writeStressLocked();
+    writeStressLocked({"manual", actor});
     return stressStatusLocked();
+}
+
+void ClassControl::onStressChange(StressListener listener)
+{
+    const std::lock_guard lock(mutex_);
+    stress_listener_ = std::move(listener);
 }
 
 shhim::v1::StressStatus ClassControl::stressStatusLocked() const

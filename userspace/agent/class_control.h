@@ -5,7 +5,8 @@
 //   a validated policy (load,      classes->applyPolicy(policy);   // compile + atomic apply + HTB
 //     SIGHUP, ApplyPolicy RPC):    (throws ClassControlError; the running policy is then unchanged)
 //   every tick:                    classes->tick(monotonic_ns);    // auto stress, stress lease
-//   RPC ListClasses / SetStress:   classes->report() / classes->setStress(request.mode())
+//   RPC ListClasses / SetStress:   classes->report() / classes->setStress(request.mode(), actor)
+//   the event feed:                classes->onStressChange(publish);  // entered / left / level
 //
 // Thread-safe: the tick and gRPC handlers may call it concurrently.
 // State: the kernel maps hold the policy generation, the stress mode and
@@ -20,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -40,6 +42,9 @@ public:
 class ClassControl {
 public:
     using Log = std::function<void(const std::string&)>;
+    // Called (under the object's lock: do not call back) whenever the
+    // kernel's stress level changes: entering, leaving, another level.
+    using StressListener = std::function<void(const shhim::v1::StressNotice&)>;
 
     // Opens the class maps under pin_root, gives each attached interface its
     // own counter row and restores the stress mode the kernel remembers.
@@ -74,17 +79,28 @@ public:
 
     shhim::v1::ClassReport report() const;
     // "on", "off" or "auto"; throws std::invalid_argument for anything else.
-    shhim::v1::StressStatus setStress(std::string_view mode);
+    // actor: who asked, for the stress notice ("uid 0").
+    shhim::v1::StressStatus setStress(std::string_view mode, const std::string& actor = {});
+
+    // Where stress changes go besides the log (the agent's event feed).
+    void onStressChange(StressListener listener);
 
 private:
     ClassControl(datapath::PolicyMaps maps, Log log, std::uint32_t tick_ms);
     core::StressConfig stressConfigLocked() const;
     shhim::v1::StressStatus stressStatusLocked() const;
-    void writeStressLocked();
+    struct StressCause {
+        std::string kind;   // "manual", "auto", "policy"
+        std::string actor;
+    };
+    void writeStressLocked(const StressCause& cause);
+    // After the maps refused a policy: the HTB trees of `touched` as the policy in force wants them.
+    void restoreQdiscsLocked(const std::set<std::uint32_t>& touched);
 
     mutable std::mutex mutex_;
     datapath::PolicyMaps maps_;
     Log log_;
+    StressListener stress_listener_;
     core::ClassTables tables_ = core::defaultClassTables();
     std::map<std::string, std::uint32_t> ifindex_of_;   // policy interfaces, resolved when applied
     core::StressController stress_;

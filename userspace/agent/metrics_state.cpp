@@ -72,14 +72,6 @@ shhim::v1::History BackendHistory::history(std::int64_t after_second, const core
     return store_.history(after_second, filter);
 }
 
-std::vector<ServiceBackends> servicesOf(const PolicySummary& policy)
-{
-    std::vector<ServiceBackends> out;
-    for (const auto& name : policy.service_names)
-        out.push_back(ServiceBackends{name, {}, {}});
-    return out;
-}
-
 void publishFailure(Observability& observability, const shhim_event& event)
 {
     observability.feed.publish(
@@ -87,7 +79,7 @@ void publishFailure(Observability& observability, const shhim_event& event)
 }
 
 void notePolicy(Observability& observability, const std::string& action, const std::string& file,
-                const std::optional<PolicySummary>& policy, const std::string& error)
+                const PolicyPtr& policy, const std::string& error)
 {
     shhim::v1::PolicyNotice notice;
     notice.set_action(action);
@@ -95,10 +87,15 @@ void notePolicy(Observability& observability, const std::string& action, const s
     notice.set_error(error);
     if (policy) {
         observability.services.replace(servicesOf(*policy));
-        notice.set_name(policy->name);
-        notice.set_services(static_cast<std::uint32_t>(policy->service_names.size()));
+        notice.set_name(policy->validated.policy.name());
+        notice.set_services(static_cast<std::uint32_t>(policy->validated.policy.services_size()));
     }
     observability.feed.publish(core::policyEntry(notice, unixNowNs()));
+}
+
+void noteStress(Observability& observability, const shhim::v1::StressNotice& notice)
+{
+    observability.feed.publish(core::stressEntry(notice, unixNowNs()));
 }
 
 void HistoryRecorder::tick(const std::vector<datapath::BackendRecord>& backends, Observability& observability)

@@ -22,13 +22,6 @@
 
 namespace shhim::agent {
 
-// A policy service as the labels need it.
-struct ServiceBackends {
-    std::string name;
-    std::string priority_class;
-    std::vector<shhim_endpoint> backends;
-};
-
 // Which service holds a backend, for the `service` and `class` labels.
 class ServiceDirectory {
 public:
@@ -60,19 +53,17 @@ struct Observability {
     ServiceDirectory services;
 };
 
-// The services of a policy with their backends. The policy summary of
-// issue 2 names services but not their backends, so every service comes
-// back with no backends (labels stay "") until the validated policy model
-// (issue 3) is read here.
-std::vector<ServiceBackends> servicesOf(const PolicySummary& policy);
-
 // Event-loop helpers. A kernel failure event into the feed (labelled, in
 // Unix time). A policy change: action "loaded" or "reloaded" with the
-// policy now in force (its services become the labels), or "rejected"
-// with the error; each goes into the feed.
+// policy now in force (its services, with their addresses and backends,
+// become the labels: agent/policy.h servicesOf), or "rejected" with the
+// error (policy null); each goes into the feed.
 void publishFailure(Observability& observability, const shhim_event& event);
 void notePolicy(Observability& observability, const std::string& action, const std::string& file,
-                const std::optional<PolicySummary>& policy, const std::string& error = {});
+                const PolicyPtr& policy, const std::string& error = {});
+
+// A change of stress mode (ClassControl's notice) into the feed.
+void noteStress(Observability& observability, const shhim::v1::StressNotice& notice);
 
 // Records the kernel's backend table into the history once per Unix second
 // (the agent's tick is faster; extra calls within a second do nothing).

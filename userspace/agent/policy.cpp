@@ -1,7 +1,14 @@
 #include "agent/policy.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <time.h>
 
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
+#include "core/policy_address.h"
 #include "core/policy_file.h"
 
 namespace shhim::agent {
@@ -65,6 +72,56 @@ PolicySummary summaryOf(const AppliedPolicy& policy)
     for (const auto& service : policy.validated.policy.services())
         summary.service_names.push_back(service.name());
     return summary;
+}
+
+namespace {
+
+// The kernel's endpoint for a policy address (validated: it parses).
+std::optional<shhim_endpoint> kernelEndpoint(const std::string& text)
+{
+    const auto parsed = core::parseSocketAddress(text);
+    if (!parsed.value)
+        return std::nullopt;
+    shhim_endpoint endpoint = {};
+    const core::IpAddress& ip = parsed.value->ip;
+    if (ip.family == core::IpFamily::V4) {
+        endpoint.addr[10] = endpoint.addr[11] = 0xff;  // ::ffff:a.b.c.d, as the kernel keys IPv4
+        std::copy_n(ip.bytes.begin(), 4, endpoint.addr + 12);
+        endpoint.family = SHHIM_FAMILY_IPV4;
+    } else {
+        std::copy_n(ip.bytes.begin(), 16, endpoint.addr);
+        endpoint.family = SHHIM_FAMILY_IPV6;
+    }
+    endpoint.port = htons(parsed.value->port);
+    endpoint.proto = IPPROTO_TCP;  // http, mllp and tcp services all run over TCP
+    return endpoint;
+}
+
+}  // namespace
+
+std::vector<ServiceBackends> servicesOf(const AppliedPolicy& policy)
+{
+    std::vector<ServiceBackends> out;
+    for (const v1::Service& service : policy.validated.policy.services()) {
+        ServiceBackends entry{service.name(), service.class_(), {}};
+        auto add = [&entry](const std::string& text) {
+            const auto endpoint = kernelEndpoint(text);
+            if (!endpoint)
+                return;
+            const bool seen = std::any_of(entry.backends.begin(), entry.backends.end(), [&](const shhim_endpoint& e) {
+                return std::memcmp(&e, &*endpoint, sizeof(e)) == 0;
+            });
+            if (!seen)
+                entry.backends.push_back(*endpoint);
+        };
+        add(service.address());
+        for (const auto& backend : service.backends().primary())
+            add(backend);
+        for (const auto& backend : service.backends().fallback())
+            add(backend);
+        out.push_back(std::move(entry));
+    }
+    return out;
 }
 
 std::string joinedErrors(const std::vector<std::string>& errors)

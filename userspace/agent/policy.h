@@ -11,6 +11,7 @@
 
 #include "core/policy.h"
 #include "shhim.pb.h"
+#include "shhim_abi.h"
 
 namespace shhim::agent {
 
@@ -33,6 +34,18 @@ struct PolicySummary {
 };
 
 PolicySummary summaryOf(const AppliedPolicy& policy);
+
+// A policy service as the metrics and feed labels need it: every endpoint
+// that carries its traffic (its address, primary and fallback backends) in
+// the kernel's form (IPv4-mapped address, port in network order, TCP).
+struct ServiceBackends {
+    std::string name;
+    std::string priority_class;
+    std::vector<shhim_endpoint> backends;
+};
+
+// The services of an applied policy with their endpoints, in policy order.
+std::vector<ServiceBackends> servicesOf(const AppliedPolicy& policy);
 
 // A policy ready to apply, or why there is none.
 struct PolicyCandidate {

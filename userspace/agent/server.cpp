@@ -129,8 +129,12 @@ public:
         if (!context_.classes)
             return grpc::Status(grpc::StatusCode::UNAVAILABLE, "priority classes are not served by this agent");
         try {
-            *out = context_.classes->setStress(request->mode());
-            spdlog::info("stress mode set to {} (active: {})", request->mode(), out->active() ? "yes" : "no");
+            // The socket is 0600: whoever calls runs as its owner, this process's uid (or holds
+            // CAP_DAC_OVERRIDE). Peer credentials per call need SO_PEERCRED, which gRPC does not hand over.
+            const std::string actor = "uid " + std::to_string(::geteuid()) + " (agent socket owner)";
+            *out = context_.classes->setStress(request->mode(), actor);
+            spdlog::info("stress mode set to {} by {} (active: {})", request->mode(), actor,
+                         out->active() ? "yes" : "no");
             return grpc::Status::OK;
         } catch (const std::invalid_argument& e) {
             return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
@@ -160,7 +164,7 @@ public:
                     errors.push_back(core::formatIssue(file, core::fromProto(issue)));
                 for (const auto& line : errors)
                     spdlog::warn("policy apply: {}", line);
-                notePolicy(context_.state.observability(), "rejected", file, std::nullopt, joinedErrors(errors));
+                notePolicy(context_.state.observability(), "rejected", file, nullptr, joinedErrors(errors));
                 spdlog::warn("policy apply: {} not applied ({} errors); {}", file, out->errors_size(),
                              current ? "keeping " + describePolicy(*current) : std::string("still no policy"));
                 return grpc::Status::OK;
@@ -175,14 +179,14 @@ public:
                 try {
                     context_.classes->applyPolicy(candidate->validated.policy);
                 } catch (const ClassControlError& e) {
-                    notePolicy(context_.state.observability(), "rejected", file, std::nullopt, e.what());
+                    notePolicy(context_.state.observability(), "rejected", file, nullptr, e.what());
                     spdlog::error("policy apply: {}; keeping {}", e.what(),
                                   current ? describePolicy(*current) : std::string("no policy"));
                     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, e.what());
                 }
             }
             context_.state.setPolicy(candidate);
-            notePolicy(context_.state.observability(), "reloaded", file, context_.state.policy());
+            notePolicy(context_.state.observability(), "reloaded", file, context_.state.appliedPolicy());
             spdlog::info("policy apply: applied {}", describePolicy(*candidate));
             return grpc::Status::OK;
         } catch (const std::exception& e) {

@@ -19,12 +19,13 @@ namespace {
 constexpr const auto& kClassNames = kBuiltinClassNames;
 // RFC 4594 service classes; RFC 8622 lower effort for bulk.
 constexpr std::array<std::uint8_t, kClassCount> kDefaultDscp = {46, 40, 34, 18, 10, 0, 1};
-// What a class keeps of the link while it is shed, permille of the
-// interface's capacity (a class that is never shed has no use for one). The
-// sheddable built-ins together keep 7%, so the classes that are never shed
-// keep at least 93% of a link even with every shed rank limited.
-constexpr std::array<std::uint16_t, kClassCount> kDefaultStressShare = {0, 0, 100, 60, 40, 20, 10};
-constexpr std::uint16_t kAddedClassStressShare = 10;
+// What a class keeps of the link while it is shed, as the kernel takes it:
+// permille of the interface's capacity (policy ClassOverride.stress_share;
+// the built-in defaults are in core/policy_classes.cpp).
+std::uint16_t stressPermille(double share)
+{
+    return static_cast<std::uint16_t>(std::clamp(share, 0.0, 1.0) * 1000.0 + 0.5);
+}
 constexpr std::uint32_t kDefaultBurstBytes = 64 * 1024;
 constexpr std::uint8_t kProtoIcmp = 1;
 constexpr std::uint8_t kProtoTcp = 6;
@@ -105,7 +106,7 @@ ClassTables defaultClassTables()
         cfg.dscp = builtin ? static_cast<std::uint8_t>(builtin->dscp) : kDefaultDscp[c];
         cfg.skb_priority = builtin ? builtin->skb_priority : 0;
         cfg.shed_rank = builtin ? static_cast<std::uint8_t>(builtin->shed_order) : 0;
-        cfg.rate_permille = kDefaultStressShare[c];
+        cfg.rate_permille = stressPermille(builtin ? builtin->stress_share : 0.0);
         cfg.burst_bytes = kDefaultBurstBytes;
         t.classes.push_back(cfg);
     }
@@ -132,7 +133,7 @@ ClassTables compileClassTables(const v1::Policy& policy)
         cfg.dscp = static_cast<std::uint8_t>(std::min<std::uint32_t>(rc.dscp(), 255));
         cfg.skb_priority = rc.skb_priority();
         cfg.shed_rank = static_cast<std::uint8_t>(std::min<std::uint32_t>(rc.shed_order(), 255));
-        cfg.rate_permille = i < kClassCount ? kDefaultStressShare[i] : kAddedClassStressShare;
+        cfg.rate_permille = stressPermille(rc.stress_share());
         cfg.burst_bytes = kDefaultBurstBytes;
         t.classes.push_back(cfg);
     }
@@ -229,12 +230,14 @@ ClassTables compileClassTables(const v1::Policy& policy)
         }
     }
 
-    // Interfaces: capacity for stress mode and HTB; DSCP from the clients' side is not trusted.
+    // Interfaces: capacity for stress mode and HTB; DSCP from the clients' side is not trusted
+    // unless the policy says otherwise (remark_untrusted_dscp).
     for (const v1::Interface& iface : policy.interfaces()) {
         InterfaceConfig cfg;
         cfg.name = iface.name();
         cfg.capacity_bps = iface.capacity_mbps() * 1000000ull;
-        cfg.remark_untrusted = iface.role() == v1::INTERFACE_ROLE_CLIENTS;
+        cfg.remark_untrusted = iface.has_remark_untrusted_dscp() ? iface.remark_untrusted_dscp()
+                                                                 : iface.role() == v1::INTERFACE_ROLE_CLIENTS;
         t.interfaces.push_back(std::move(cfg));
     }
 

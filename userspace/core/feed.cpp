@@ -49,6 +49,59 @@ shhim::v1::FeedEvent policyEntry(const shhim::v1::PolicyNotice& notice, std::int
     return entry;
 }
 
+namespace {
+
+std::string percent(double share) { return std::to_string(static_cast<long long>(share * 100 + 0.5)) + "%"; }
+
+std::string levelText(std::uint32_t level) { return level >= 255 ? "all" : std::to_string(level); }
+
+}  // namespace
+
+shhim::v1::StressNotice stressNotice(const StressChange& change)
+{
+    shhim::v1::StressNotice notice;
+    notice.set_action(change.level_before == 0 ? "entered" : change.level == 0 ? "left" : "level");
+    notice.set_mode(change.mode);
+    notice.set_level_before(change.level_before);
+    notice.set_level(change.level);
+    notice.set_cause(change.cause);
+    notice.set_actor(change.actor);
+    std::string reason = change.cause + ": ";
+    if (change.cause == "auto") {
+        // Up: what still leaves passed enter; down: what is offered fell below exit.
+        const bool up = change.level > change.level_before;
+        notice.set_utilisation(up ? change.sent_utilisation : change.offered_utilisation);
+        notice.set_threshold(up ? change.enter : change.exit);
+        reason += up ? "egress at " + percent(change.sent_utilisation) + " of capacity >= enter_utilization " +
+                           percent(change.enter)
+                     : "offered load at " + percent(change.offered_utilisation) +
+                           " of capacity < exit_utilization " + percent(change.exit);
+    } else if (change.cause == "manual") {
+        reason += "shhimctl stress " + change.mode + (change.actor.empty() ? "" : " by " + change.actor);
+    } else {
+        reason += "stress mode " + change.mode + " from the policy (stress.enabled)";
+    }
+    notice.set_reason(reason);
+    return notice;
+}
+
+std::string stressSummary(const shhim::v1::StressNotice& notice)
+{
+    const std::string what = notice.action() == "level" ? "stress level changed" : "stress mode " + notice.action();
+    return what + " (level " + levelText(notice.level_before()) + " -> " + levelText(notice.level()) +
+           "): " + notice.reason();
+}
+
+shhim::v1::FeedEvent stressEntry(const shhim::v1::StressNotice& notice, std::int64_t time_unix_ns)
+{
+    shhim::v1::FeedEvent entry;
+    entry.set_time_unix_ns(time_unix_ns);
+    entry.set_type("stress");
+    *entry.mutable_stress() = notice;
+    entry.set_summary(stressSummary(notice));
+    return entry;
+}
+
 FeedFilter FeedFilter::fromRequest(const shhim::v1::ObserveRequest& request)
 {
     FeedFilter filter;

@@ -11,13 +11,13 @@ namespace {
 // bulk, which pfifo_fast and the default prio priomap put in the lowest band.
 // Shedding starts with bulk and never reaches clinical traffic by default.
 constexpr std::array<BuiltinClass, 7> kBuiltinClasses = {{
-    {"life-critical", 46, 6, 0, "monitor alarms, nurse call, code alerts"},
-    {"emergency", 40, 5, 0, "ED/ICU orders and results, stat labs, EMS hand-off"},
-    {"clinical-realtime", 34, 4, 0, "telemedicine audio/video"},
-    {"clinical", 18, 3, 0, "EHR/FHIR API, lab (HL7 v2/MLLP), pharmacy"},
-    {"imaging", 10, 2, 3, "DICOM / PACS transfers"},
-    {"administrative", 0, 0, 2, "scheduling, billing, insurance"},
-    {"bulk", 1, 1, 1, "backups, analytics, updates"},
+    {"life-critical", 46, 6, 0, "monitor alarms, nurse call, code alerts", 0},
+    {"emergency", 40, 5, 0, "ED/ICU orders and results, stat labs, EMS hand-off", 0},
+    {"clinical-realtime", 34, 4, 0, "telemedicine audio/video", 0.1},
+    {"clinical", 18, 3, 0, "EHR/FHIR API, lab (HL7 v2/MLLP), pharmacy", 0.06},
+    {"imaging", 10, 2, 3, "DICOM / PACS transfers", 0.04},
+    {"administrative", 0, 0, 2, "scheduling, billing, insurance", 0.02},
+    {"bulk", 1, 1, 1, "backups, analytics, updates", 0.01},
 }};
 
 void applyOverride(const v1::ClassOverride& override, v1::ResolvedClass& resolved)
@@ -28,6 +28,8 @@ void applyOverride(const v1::ClassOverride& override, v1::ResolvedClass& resolve
         resolved.set_skb_priority(override.skb_priority());
     if (override.has_shed_order())
         resolved.set_shed_order(override.shed_order());
+    if (override.has_stress_share())
+        resolved.set_stress_share(override.stress_share());
     if (!override.description().empty())
         resolved.set_description(override.description());
 }
@@ -55,6 +57,7 @@ std::vector<v1::ResolvedClass> resolveClasses(const v1::Policy& policy)
         resolved.set_shed_order(builtin.shed_order);
         resolved.set_builtin(true);
         resolved.set_description(std::string(builtin.carries));
+        resolved.set_stress_share(builtin.stress_share);
         for (const auto& override : policy.classes())
             if (override.name() == builtin.name)
                 applyOverride(override, resolved);
@@ -65,6 +68,7 @@ std::vector<v1::ResolvedClass> resolveClasses(const v1::Policy& policy)
             continue;
         v1::ResolvedClass resolved;
         resolved.set_name(added.name());
+        resolved.set_stress_share(kAddedClassStressShare);
         applyOverride(added, resolved);
         classes.push_back(std::move(resolved));
     }

@@ -18,7 +18,11 @@ struct BuiltinClass {
     std::uint32_t skb_priority;  // TC_PRIO_* band
     std::uint32_t shed_order;    // 0 = never shed; 1 goes first under stress
     std::string_view carries;
+    double stress_share;         // of the link kept while shed (policy ClassOverride.stress_share)
 };
+
+// What a class the policy adds keeps of a link while it is shed.
+constexpr double kAddedClassStressShare = 0.01;
 
 // Highest priority first.
 std::span<const BuiltinClass> builtinClasses();

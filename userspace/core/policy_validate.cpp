@@ -150,6 +150,7 @@ private:
             checkClassOverride(override, path);
         }
         checkShedOrder();
+        checkStressShares();
     }
 
     void checkClassOverride(const v1::ClassOverride& override, const std::string& path)
@@ -170,6 +171,46 @@ private:
         if (builtin && isNeverShed(builtin->name) && override.has_shed_order() && override.shed_order() != 0)
             report(fieldPath(path, "shed_order"),
                    std::string(builtin->name) + " traffic is never shed: shed_order must be 0");
+        if (override.has_stress_share() && !(override.stress_share() >= 0.0 && override.stress_share() <= 1.0))
+            report(fieldPath(path, "stress_share"),
+                   number(override.stress_share()) + " is out of range (a share of the link: 0 to 1)");
+    }
+
+    // stress_share only means something for a class that is shed, and the
+    // shed classes' shares together cannot exceed the link.
+    void checkStressShares()
+    {
+        const std::vector<v1::ResolvedClass> resolved = resolveClasses(policy_);
+        std::string last_share_path;
+        bool all_in_range = true;  // an out-of-range share is reported on its own, not summed
+        for (int i = 0; i < policy_.classes_size(); ++i) {
+            const v1::ClassOverride& override = policy_.classes(i);
+            if (!override.has_stress_share())
+                continue;
+            all_in_range = all_in_range && override.stress_share() >= 0.0 && override.stress_share() <= 1.0;
+            const std::string path = fieldPath(elementPath("classes", static_cast<std::size_t>(i)), "stress_share");
+            last_share_path = path;
+            for (const auto& c : resolved) {
+                if (c.name() != override.name())
+                    continue;
+                if (isNeverShed(c.name()))
+                    report(path, c.name() + " traffic is never shed: stress_share has no effect");
+                else if (c.shed_order() == 0)
+                    report(path, c.name() + " has shed_order 0 (never shed): stress_share has no effect "
+                                            "unless shed_order is set too");
+            }
+        }
+        double total = 0;
+        std::string parts;
+        for (const auto& c : resolved) {
+            if (c.shed_order() == 0 || isNeverShed(c.name()))
+                continue;
+            total += c.stress_share();
+            parts += (parts.empty() ? "" : " + ") + c.name() + " " + number(c.stress_share());
+        }
+        if (!last_share_path.empty() && all_in_range && total > 1.0 + 1e-9)
+            report(last_share_path, "the shed classes keep more than the whole link under stress (" + parts + " = " +
+                                        number(total) + "); the shares add up to at most 1");
     }
 
     static std::string newClassWithoutDscp(const std::string& name)

@@ -1,32 +1,53 @@
 # shellcheck shell=bash
 # vm-tests/lib/classes.sh - helpers for the priority-class end-to-end tests
-# (e2e_congestion.sh, e2e_policy_reload.sh). Source after testbed.sh and
-# tb_init.
+# (e2e_congestion.sh, e2e_policy_reload.sh, e2e_stress_auto.sh). Source
+# after testbed.sh and tb_init.
 #
-# Class policies are applied with shhim-class-tool (tests/bpf/class_tool.cpp):
-# the agent's own ClassControl, run on the pins of the shhimd this test
-# started, until shhimd applies class policies from its --policy file itself.
-# It runs in the client namespace (where the interface is) and, with --hold,
-# ticks like the agent: stress lease renewal, auto stress, rates.
+# The tests drive the product as an operator does: a policy YAML file given
+# to `shhimd --policy`, `shhimctl policy apply`, SIGHUP, `shhimctl stress`;
+# what the kernel did is read back with `shhimctl classes -o json`.
 
-CL_TOOL="$TB_BUILD/tests/bpf/shhim-class-tool"
+# cl_quiet COMMAND...: runs it with its output in $TB_DIR/quiet.log.
+cl_quiet() { "$@" >>"$TB_DIR/quiet.log" 2>&1; }
 
-# cl_tool ARGS...: one run of the class tool on this test's pin root and
-# client interface; prints its JSON summary line.
-cl_tool() {
-  tb_in_client "$CL_TOOL" --pin-root "$TB_PIN_ROOT" --iface "$TB_IF_CLIENT" "$@" 2>>"$TB_DIR/class-tool.log"
+# cl_service_yaml NAME ADDR:PORT CLASS: one HTTP service (its only backend
+# is its own address) as an item of a policy's `services:` list.
+cl_service_yaml() {
+  printf '  - name: %s\n    address: %s\n    protocol: http\n    class: %s\n' "$1" "$2" "$3"
+  printf '    backends:\n      primary:\n        - %s\n' "$2"
 }
 
-# cl_tool_bg NAME ARGS...: the same in the background (output in
-# $TB_DIR/NAME.out); sets TB_LAST_PID.
-cl_tool_bg() {
-  local name="$1"
-  shift
-  nsenter --net="/run/netns/$TB_NS_CLIENT" -- "$CL_TOOL" --pin-root "$TB_PIN_ROOT" \
-    --iface "$TB_IF_CLIENT" "$@" >"$TB_DIR/$name.out" 2>>"$TB_DIR/class-tool.log" </dev/null &
-  TB_LAST_PID=$!
-  tb_track_pid "$TB_LAST_PID"
+# cl_policy_version_of FILE: the short version (12 hex digits) `shhimctl
+# policy check` gives the file; empty when it is invalid.
+cl_policy_version_of() {
+  "$TB_SHHIMCTL" policy check "$1" 2>/dev/null | sed -n 's/.*(version \([0-9a-f]*\))$/\1/p'
 }
+
+# cl_policy_version: the full version of the policy shhimd runs ("" for none).
+cl_policy_version() { tb_ctl policy show -o json | jq -r 'if .applied then .version else "" end'; }
+
+# cl_policy_is SHORT_VERSION: shhimd runs that policy.
+cl_policy_is() {
+  local v
+  v="$(cl_policy_version)"
+  [[ -n "$1" && "$v" == "$1"* ]]
+}
+
+# cl_generation: the kernel's policy generation.
+cl_generation() { tb_ctl classes -o json | jq -r .policy_generation; }
+
+# cl_stress_active true|false: the kernel sheds (or not) right now.
+cl_stress_active() { [[ "$(tb_ctl classes -o json | jq -r .stress.active)" == "$1" ]]; }
+
+# cl_feed_count TYPE [JQ_FILTER]: kept event-feed entries of a type (and a filter).
+cl_feed_count() {
+  tb_ctl observe --type "$1" -o json | jq -s "[.[] | select(${2:-true})] | length"
+}
+
+# cl_permille NUM DEN: NUM/DEN in permille (0 when DEN is 0).
+cl_permille() { if (($2 > 0)); then echo $(($1 * 1000 / $2)); else echo 0; fi; }
+# cl_ratio NUM DEN: NUM/DEN with two decimals.
+cl_ratio() { if (($2 > 0)); then awk -v n="$1" -v d="$2" 'BEGIN { printf "%.2f", n / d }'; else echo "-"; fi; }
 
 # The seven built-in classes, highest first (their ids are the index).
 # shellcheck disable=SC2034  # used by the scripts that source this

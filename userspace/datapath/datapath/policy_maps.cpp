@@ -187,7 +187,28 @@ KernelTables toKernel(const core::ClassTables& t, std::uint32_t generation)
     return k;
 }
 
+// The kernel's maps themselves.
+class KernelMapWriter final : public MapWriter {
+public:
+    int update(int fd, std::string_view, const void* key, const void* value) override
+    {
+        return bpf_map_update_elem(fd, key, value, BPF_ANY) == 0 ? 0 : errno;
+    }
+    int remove(int fd, std::string_view, const void* key) override
+    {
+        return bpf_map_delete_elem(fd, key) == 0 ? 0 : errno;
+    }
+};
+
 }  // namespace
+
+std::shared_ptr<MapWriter> kernelMapWriter() { return std::make_shared<KernelMapWriter>(); }
+
+void PolicyMaps::setMapWriter(std::shared_ptr<MapWriter> writer)
+{
+    const std::lock_guard lock(*writer_);
+    map_writer_ = writer ? std::move(writer) : kernelMapWriter();
+}
 
 std::uint32_t nextGeneration(std::uint32_t current)
 {
@@ -251,8 +272,8 @@ shhim_policy_state PolicyMaps::readState() const
 
 void PolicyMaps::writeState(const shhim_policy_state& state) const
 {
-    if (bpf_map_update_elem(state_.get(), &kZero, &state, BPF_ANY) != 0)
-        throwErrno("write map shhim_policy_state", errno);
+    if (const int error = map_writer_->update(state_.get(), "shhim_policy_state", &kZero, &state))
+        throwErrno("write map shhim_policy_state", error);
 }
 
 std::vector<shhim_iface> PolicyMaps::readIfaces() const
@@ -292,8 +313,8 @@ std::vector<InterfaceSlot> PolicyMaps::ensureInterfaceSlotsLocked(const std::vec
         if (!wanted.count(i) && interfaceName(i).empty()) {
             // The interface is gone: its slot goes back to the pool.
             e = shhim_iface{};
-            if (bpf_map_update_elem(ifaces_.get(), &i, &e, BPF_ANY) != 0)
-                throwErrno("release slot of vanished ifindex " + std::to_string(i) + " in shhim_ifaces", errno);
+            if (const int error = map_writer_->update(ifaces_.get(), "shhim_ifaces", &i, &e))
+                throwErrno("release slot of vanished ifindex " + std::to_string(i) + " in shhim_ifaces", error);
             continue;
         }
         if (e.slot < SHHIM_MAX_IF_SLOTS)
@@ -321,18 +342,18 @@ std::vector<InterfaceSlot> PolicyMaps::ensureInterfaceSlotsLocked(const std::vec
             for (std::uint32_t dir = 0; dir < SHHIM_CLASS_DIRS; ++dir) {
                 for (std::uint32_t c = 0; c < SHHIM_CLASS_SLOTS; ++c) {
                     const __u32 idx = shhim_class_counter_index(e.slot, dir, c);
-                    if (bpf_map_update_elem(class_counters_.get(), &idx, zeros.data(), BPF_ANY) != 0)
-                        throwErrno("reset shhim_class_counters entry " + std::to_string(idx), errno);
+                    if (const int error = map_writer_->update(class_counters_.get(), "shhim_class_counters", &idx, zeros.data()))
+                        throwErrno("reset shhim_class_counters entry " + std::to_string(idx), error);
                 }
             }
             const shhim_class_bucket empty{};
             for (std::uint32_t c = 0; c < SHHIM_CLASS_SLOTS; ++c) {
                 const __u32 idx = e.slot * SHHIM_CLASS_SLOTS + c;
-                if (bpf_map_update_elem(class_buckets_.get(), &idx, &empty, BPF_ANY) != 0)
-                    throwErrno("reset shhim_class_buckets entry " + std::to_string(idx), errno);
+                if (const int error = map_writer_->update(class_buckets_.get(), "shhim_class_buckets", &idx, &empty))
+                    throwErrno("reset shhim_class_buckets entry " + std::to_string(idx), error);
             }
-            if (bpf_map_update_elem(ifaces_.get(), &ifindex, &e, BPF_ANY) != 0)
-                throwErrno("write shhim_ifaces entry " + std::to_string(ifindex), errno);
+            if (const int error = map_writer_->update(ifaces_.get(), "shhim_ifaces", &ifindex, &e))
+                throwErrno("write shhim_ifaces entry " + std::to_string(ifindex), error);
         }
         out.push_back({ifindex, e.slot});
     }
@@ -374,8 +395,8 @@ std::uint32_t PolicyMaps::stageLocked(const core::ClassTables& tables)
     // No program may still read this slot (it may have seen generation - 2).
     waitForPrograms();
 
-    if (bpf_map_update_elem(policies_.get(), &slot, &k.policy, BPF_ANY) != 0)
-        throwErrno("write map shhim_policies slot " + std::to_string(slot), errno);
+    if (const int error = map_writer_->update(policies_.get(), "shhim_policies", &slot, &k.policy))
+        throwErrno("write map shhim_policies slot " + std::to_string(slot), error);
 
     // Services of this slot: stale ones out first (the table holds both slots), then the new ones.
     std::set<std::vector<std::uint8_t>> fresh_services;
@@ -385,12 +406,12 @@ std::uint32_t PolicyMaps::stageLocked(const core::ClassTables& tables)
          allKeys<shhim_service_key>(services_.get(), "shhim_services", 2 * SHHIM_MAX_SERVICE_ENDPOINTS)) {
         if (key.policy_slot != slot || fresh_services.count(keyBytes(&key, sizeof(key))))
             continue;
-        if (bpf_map_delete_elem(services_.get(), &key) != 0 && errno != ENOENT)
-            throwErrno("delete stale entry of map shhim_services", errno);
+        if (const int error = map_writer_->remove(services_.get(), "shhim_services", &key); error != 0 && error != ENOENT)
+            throwErrno("delete stale entry of map shhim_services", error);
     }
     for (const auto& [key, value] : k.services) {
-        if (bpf_map_update_elem(services_.get(), &key, &value, BPF_ANY) != 0)
-            throwErrno("write map shhim_services (" + std::to_string(k.services.size()) + " endpoints)", errno);
+        if (const int error = map_writer_->update(services_.get(), "shhim_services", &key, &value))
+            throwErrno("write map shhim_services (" + std::to_string(k.services.size()) + " endpoints)", error);
     }
 
     std::set<std::vector<std::uint8_t>> fresh_rules;
@@ -400,12 +421,12 @@ std::uint32_t PolicyMaps::stageLocked(const core::ClassTables& tables)
          allKeys<shhim_rule_key>(rules_.get(), "shhim_rules", 2 * SHHIM_MAX_RULE_PREFIXES)) {
         if (key.policy_slot != slot || fresh_rules.count(keyBytes(&key, sizeof(key))))
             continue;
-        if (bpf_map_delete_elem(rules_.get(), &key) != 0 && errno != ENOENT)
-            throwErrno("delete stale entry of map shhim_rules", errno);
+        if (const int error = map_writer_->remove(rules_.get(), "shhim_rules", &key); error != 0 && error != ENOENT)
+            throwErrno("delete stale entry of map shhim_rules", error);
     }
     for (const auto& [key, value] : k.rules) {
-        if (bpf_map_update_elem(rules_.get(), &key, &value, BPF_ANY) != 0)
-            throwErrno("write map shhim_rules (" + std::to_string(k.rules.size()) + " prefixes)", errno);
+        if (const int error = map_writer_->update(rules_.get(), "shhim_rules", &key, &value))
+            throwErrno("write map shhim_rules (" + std::to_string(k.rules.size()) + " prefixes)", error);
     }
 
     // Interface options of this slot: the policy's interfaces get theirs, every other entry none.
@@ -428,8 +449,8 @@ std::uint32_t PolicyMaps::stageLocked(const core::ClassTables& tables)
         e.flags[slot] = flags;
         e.capacity_bps[slot] = capacity;
         e.ifindex = ifindex;
-        if (bpf_map_update_elem(ifaces_.get(), &ifindex, &e, BPF_ANY) != 0)
-            throwErrno("write map shhim_ifaces entry " + std::to_string(ifindex), errno);
+        if (const int error = map_writer_->update(ifaces_.get(), "shhim_ifaces", &ifindex, &e))
+            throwErrno("write map shhim_ifaces entry " + std::to_string(ifindex), error);
     }
     return generation;
 }

@@ -37,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 // Plain structs and inline helpers only: the datapath does not link
@@ -77,6 +78,21 @@ struct InterfaceSlot {
     std::uint16_t slot = 0;       // 0: none free (counted in the shared row)
 };
 
+// Every write to the class maps (apply, interface slots, stress) goes
+// through a MapWriter: the kernel's by default. A test puts one in front
+// that fails a chosen write, to see that apply() leaves the running policy
+// in force whatever write fails.
+class MapWriter {
+public:
+    virtual ~MapWriter() = default;
+    // 0, or the errno of the failed write. `map` names the map ("shhim_services").
+    virtual int update(int fd, std::string_view map, const void* key, const void* value) = 0;
+    virtual int remove(int fd, std::string_view map, const void* key) = 0;
+};
+
+// bpf_map_update_elem / bpf_map_delete_elem.
+std::shared_ptr<MapWriter> kernelMapWriter();
+
 class PolicyMaps {
 public:
     // Opens the pinned class maps under pin_root (they exist once
@@ -116,6 +132,9 @@ public:
     // itself when the lease runs out (an agent that died fails open).
     void writeStress(std::uint32_t mode, std::uint32_t level, std::uint64_t lease_ns = SHHIM_STRESS_LEASE_NS);
 
+    // Where the writes go from now on (null: the kernel's maps again).
+    void setMapWriter(std::shared_ptr<MapWriter> writer);
+
     // Readers.
     std::uint32_t generation() const;
     AppliedPolicy current() const;
@@ -148,6 +167,7 @@ private:
     UniqueFd rcu_outer_;
     int ncpus_ = 0;
     std::unique_ptr<std::mutex> writer_ = std::make_unique<std::mutex>();
+    std::shared_ptr<MapWriter> map_writer_ = kernelMapWriter();
 };
 
 // The next policy generation after `current`: 24 bits, never 0, and always

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/audit.h"
+#include "core/audit_replay.h"
 #include "core/decision_engine.h"
 
 using namespace shhim::core;
@@ -688,4 +690,49 @@ TEST_CASE("engine: snapshot and restoreFrom rebuild the same states after a rest
     DecisionEngine other;
     other.applyPolicy(policyOf({ServiceSpec{}}), at(5));
     CHECK(other.restoreFrom(stale) == 0);
+}
+
+TEST_CASE("restart: replaying the audit trail over a fresh engine gives back every state")
+{
+    const auto policy = policyOf({ServiceSpec{}});
+    DecisionEngine before;
+    std::vector<Change> changes = before.applyPolicy(policy, at(0));
+    auto record = [&](std::vector<Change> more) { changes.insert(changes.end(), more.begin(), more.end()); };
+    record(before.onHardFailure("fhir", kA, FailureKind::Refused, at(1), true));
+    record(before.drain("fhir", kB, "kernel patching", "uid:1000", at(2), at(62)));
+    record(before.tick(at(3)));
+    record(before.reroute("fhir", Pool::Fallback, "change window", "uid:1000", at(4)));
+
+    std::vector<shhim::v1::AuditRecord> trail;
+    for (const auto& change : changes)
+        trail.push_back(auditRecordOf(change, "v1"));
+
+    DecisionEngine after;
+    after.applyPolicy(policy, at(100));  // the restarted agent, much later
+    EngineSnapshot rebuilt = after.snapshot();
+    CHECK(replayAudit(rebuilt, trail) > 0);
+    after.restoreFrom(rebuilt);
+
+    const EngineSnapshot want = before.snapshot();
+    const EngineSnapshot got = after.snapshot();
+    REQUIRE(got.services.size() == 1);
+    CHECK(got.services[0].active == want.services[0].active);
+    CHECK(got.services[0].reroute.has_value() == want.services[0].reroute.has_value());
+    REQUIRE(got.services[0].backends.size() == want.services[0].backends.size());
+    for (std::size_t i = 0; i < want.services[0].backends.size(); ++i) {
+        const BackendStatus& w = want.services[0].backends[i];
+        const BackendStatus& g = got.services[0].backends[i];
+        INFO("backend " << w.backend);
+        CHECK(stateName(g.state) == stateName(w.state));
+        CHECK(g.since == w.since);
+        CHECK(g.reason == w.reason);
+        CHECK(g.actor == w.actor);
+        CHECK(g.drain == w.drain);
+        CHECK(g.routable == w.routable);
+        if (w.state == BackendState::Ejected) {
+            CHECK(g.ejected_until == w.ejected_until);
+            CHECK(g.ejections == w.ejections);
+            CHECK(g.kernel_tripped == w.kernel_tripped);
+        }
+    }
 }

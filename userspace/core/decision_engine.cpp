@@ -301,7 +301,7 @@ std::vector<Change> DecisionEngine::applyPolicy(const v1::Policy& policy, Engine
                 b.status.reason = "added by policy";
                 b.status.actor = kEngine;
                 b.healthy_since = now;
-                out.push_back({now, spec.name(), address, "", "healthy", "add", kEngine, "backend added by policy", {}});
+                out.push_back({now, spec.name(), address, "", "healthy", "add", kEngine, b.status.reason, {}});
                 svc.backends.push_back(std::move(b));
             }
             svc.backends.back().status.pool = pool;

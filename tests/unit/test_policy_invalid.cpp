@@ -95,6 +95,9 @@ const Expected kInvalid[] = {
      "exit_utilization 0.8 must be below enter_utilization 0.7"},
     {"stress-hold-range", "stress.hold_ms", 10, 12, "50 is out of range (100-600000)"},
     {"stress-without-interfaces", "stress.enabled", 6, 12, "stress mode needs at least one interface"},
+    {"backend-weight-range", "services[0].backends.weights[0].weight", 13, 47, "0 is out of range (1-100)"},
+    {"backend-weight-unknown", "services[0].backends.weights[0].backend", 13, 21,
+     "backend 198.18.0.12:8080 is in neither pool of this service"},
 };
 
 shhim::core::PolicyCheck checkFixture(const fs::path& file)

@@ -327,6 +327,81 @@ static __always_inline void shhim_flow_failure(const struct shhim_hook_ctx *hook
 }
 
 /*
+ * ---- kernel circuit breaker (shhim_abi.h, "Service routes and backend health") ----
+ *
+ * The health entry of the flow's server if it is a routed backend. Keys
+ * come from the caller's stack (a local copy of the packet).
+ */
+static __always_inline struct shhim_backend_health *shhim_health_of(const struct shhim_flow_key *key,
+								    __u8 client_is_b)
+{
+	__u32 *id = bpf_map_lookup_elem(&SHHIM_MAP_BACKEND_IDS, shhim_server_of(key, client_is_b));
+	__u32 idx;
+
+	if (!id)
+		return NULL;
+	idx = *id;
+	return bpf_map_lookup_elem(&SHHIM_MAP_BACKEND_HEALTH, &idx);
+}
+
+/* Good news about a backend: its consecutive count of that level starts over. */
+static __always_inline void shhim_breaker_ok(const struct shhim_flow_key *key, __u8 client_is_b, int app)
+{
+	struct shhim_backend_health *h = shhim_health_of(key, client_is_b);
+
+	if (!h)
+		return;
+	/* Read first: a healthy backend's line is not written on every success. */
+	if (app) {
+		if (h->app_failures)
+			h->app_failures = 0;
+	} else if (h->conn_failures) {
+		h->conn_failures = 0;
+	}
+}
+
+/*
+ * Hard evidence `kind` against the server of the flow. At the backend's
+ * threshold one CPU wins UP -> DOWN_KERNEL and reports it once. Global:
+ * verified once. Returns 1 when this call tripped the breaker.
+ */
+__noinline int shhim_breaker_hit(const struct shhim_hook_ctx *hook, const struct shhim_flow_key *key_arg,
+				 __u32 client_is_b, __u32 kind)
+{
+	struct shhim_hook_ctx where;
+	struct shhim_flow_key key;
+	struct shhim_backend_health *h;
+	__u32 n, need;
+
+	if (!hook || !key_arg)
+		return 0;
+	/* Map keys from the stack: kernels before 6.2 refuse argument memory. */
+	__builtin_memcpy(&key, key_arg, sizeof(key));
+	__builtin_memcpy(&where, hook, sizeof(where));
+	h = shhim_health_of(&key, client_is_b & 1);
+	if (!h || !h->threshold || h->state != SHHIM_BACKEND_UP)
+		return 0;
+	if (kind == SHHIM_EV_HTTP_5XX || kind == SHHIM_EV_MLLP_NACK) {
+		need = kind == SHHIM_EV_HTTP_5XX ? SHHIM_BH_F_HTTP_5XX : SHHIM_BH_F_MLLP_NACK;
+		if (!(h->flags & need))
+			return 0;
+		n = __sync_fetch_and_add(&h->app_failures, 1) + 1;
+	} else {
+		n = __sync_fetch_and_add(&h->conn_failures, 1) + 1;
+	}
+	if (n < h->threshold)
+		return 0;
+	if (__sync_val_compare_and_swap(&h->state, SHHIM_BACKEND_UP, SHHIM_BACKEND_DOWN_KERNEL) !=
+	    SHHIM_BACKEND_UP)
+		return 0; /* another CPU (or the agent) got there first */
+	h->trip_kind = kind;
+	h->tripped_ns = bpf_ktime_get_ns();
+	__sync_fetch_and_add(&h->trips, 1);
+	shhim_emit(&where, SHHIM_EV_BACKEND_DOWN, kind, &key, client_is_b & 1);
+	return 1;
+}
+
+/*
  * SYN, FIN, RST. Returns the packet's direction, which changes when a SYN
  * shows the client role was guessed wrong (or the 4-tuple is reused the
  * other way round).
@@ -360,6 +435,9 @@ static __always_inline __u32 shhim_tcp_control(const struct shhim_hook_ctx *hook
 					shhim_atomic_add(&be->resets, 1);
 			}
 			shhim_flow_failure(hook, f, &pkt->key, kind, 0);
+			/* A reset after a response is the application's business. */
+			if (kind == SHHIM_EV_REFUSED || !f->responses)
+				shhim_breaker_hit(hook, &pkt->key, f->client_is_b, kind);
 		}
 		f->tcp_state = SHHIM_TCP_CLOSED;
 		f->syn_ts_ns = 0;
@@ -382,6 +460,7 @@ static __always_inline __u32 shhim_tcp_control(const struct shhim_hook_ctx *hook
 					shhim_atomic_add(&be->conn_established, 1);
 					shhim_hist_add(&be->handshake, handshake);
 				}
+				shhim_breaker_ok(&pkt->key, f->client_is_b, 0);
 			} else if (f->tcp_state == SHHIM_TCP_NONE) {
 				f->tcp_state = SHHIM_TCP_ESTABLISHED; /* joined mid-handshake */
 			}
@@ -457,8 +536,12 @@ static __always_inline void shhim_response(SHHIM_HOOK_CTX *ctx, const struct shh
 		f->last_status = app.status;
 		if (be && class < SHHIM_HTTP_CLASS_MAX)
 			shhim_atomic_add(&be->http_status[class], 1);
-		if (class == SHHIM_HTTP_5XX)
+		if (class == SHHIM_HTTP_5XX) {
 			shhim_flow_failure(hook, f, &pkt->key, SHHIM_EV_HTTP_5XX, app.status);
+			shhim_breaker_hit(hook, &pkt->key, f->client_is_b, SHHIM_EV_HTTP_5XX);
+		} else {
+			shhim_breaker_ok(&pkt->key, f->client_is_b, 1);
+		}
 	} else if (app.app == SHHIM_APP_MLLP) {
 		__u32 ack = app.mllp_ack;
 
@@ -466,8 +549,12 @@ static __always_inline void shhim_response(SHHIM_HOOK_CTX *ctx, const struct shh
 		f->last_status = app.status;
 		if (be && ack < SHHIM_MLLP_ACK_MAX)
 			shhim_atomic_add(&be->mllp_acks[ack], 1);
-		if (ack != SHHIM_MLLP_AA && ack != SHHIM_MLLP_CA)
+		if (ack != SHHIM_MLLP_AA && ack != SHHIM_MLLP_CA) {
 			shhim_flow_failure(hook, f, &pkt->key, SHHIM_EV_MLLP_NACK, ack);
+			shhim_breaker_hit(hook, &pkt->key, f->client_is_b, SHHIM_EV_MLLP_NACK);
+		} else {
+			shhim_breaker_ok(&pkt->key, f->client_is_b, 1);
+		}
 	} else if (be) {
 		shhim_atomic_add(&be->app_unparsed, 1);
 	}
@@ -541,6 +628,14 @@ __noinline int shhim_flow_create(struct shhim_pkt *pkt)
 	return 1;
 }
 
+/* Destination unreachable (ICMP type 3, ICMPv6 type 1): evidence for the breaker. */
+static __always_inline int shhim_icmp_unreachable(const struct shhim_pkt *pkt)
+{
+	if (pkt->key.a.family == SHHIM_FAMILY_IPV6)
+		return pkt->icmp_type == 1;
+	return pkt->icmp_type == 3;
+}
+
 /* ICMP error quoting pkt->key: attribute it to that flow (never creates one). */
 static __always_inline void shhim_icmp_error(const struct shhim_hook_ctx *hook,
 					     const struct shhim_pkt *pkt)
@@ -556,6 +651,8 @@ static __always_inline void shhim_icmp_error(const struct shhim_hook_ctx *hook,
 		if (be)
 			shhim_atomic_add(&be->icmp_errors, 1);
 		shhim_flow_failure(hook, f, &pkt->key, SHHIM_EV_ICMP_ERROR, detail);
+		if (shhim_icmp_unreachable(pkt))
+			shhim_breaker_hit(hook, &pkt->key, f->client_is_b, SHHIM_EV_ICMP_ERROR);
 		return;
 	}
 	/* Unknown flow: the sender of the quoted packet is taken as the client. */
@@ -563,6 +660,8 @@ static __always_inline void shhim_icmp_error(const struct shhim_hook_ctx *hook,
 	if (be)
 		shhim_atomic_add(&be->icmp_errors, 1);
 	shhim_emit(hook, SHHIM_EV_ICMP_ERROR, detail, &pkt->key, pkt->sender_is_b);
+	if (shhim_icmp_unreachable(pkt))
+		shhim_breaker_hit(hook, &pkt->key, pkt->sender_is_b, SHHIM_EV_ICMP_ERROR);
 }
 
 /*

@@ -124,4 +124,63 @@ static __always_inline void shhim_count(__u32 counter)
 		*value += 1;
 }
 
+/* ---- service routes and backend health: layout and semantics in shhim_abi.h ---- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHHIM_MAX_ROUTE_SERVICES);
+	__type(key, struct shhim_endpoint);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_ROUTE_VIPS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHHIM_MAX_ROUTE_SERVICES * 2);
+	__type(key, __u32);
+	__type(value, struct shhim_route);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_ROUTES SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHHIM_MAX_ROUTE_SERVICES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_ROUTE_ACTIVE SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHHIM_MAX_ROUTE_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct shhim_backend_health);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_BACKEND_HEALTH SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHHIM_MAX_ROUTE_BACKENDS);
+	__type(key, struct shhim_endpoint);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_BACKEND_IDS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SHHIM_MAX_ROUTE_SERVICES);
+	__type(key, __u32);
+	__type(value, struct shhim_route_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_ROUTE_COUNTERS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SHHIM_SOCK_ROUTE_ENTRIES);
+	__type(key, __u64);
+	__type(value, struct shhim_sock_route);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SHHIM_MAP_SOCK_ROUTES SEC(".maps");
+
+
 #endif /* SHHIM_MAPS_BPF_H */

@@ -235,7 +235,8 @@ enum shhim_event_kind {
 	SHHIM_EV_ICMP_ERROR = 4,    /* detail: type << 8 | code */
 	SHHIM_EV_HTTP_5XX = 5,      /* detail: status code */
 	SHHIM_EV_MLLP_NACK = 6,     /* detail: enum shhim_mllp_ack */
-	SHHIM_EV_KIND_MAX = 7,
+	SHHIM_EV_BACKEND_DOWN = 7,  /* kernel breaker tripped; detail: the evidence's enum shhim_event_kind */
+	SHHIM_EV_KIND_MAX = 8,
 };
 
 enum shhim_hook {
@@ -537,6 +538,127 @@ _Static_assert(sizeof(struct shhim_rule_key) == 24, "shhim_rule_key ABI");
 _Static_assert(sizeof(struct shhim_rule_set) == 136, "shhim_rule_set ABI");
 _Static_assert(sizeof(struct shhim_iface) == 24, "shhim_iface ABI");
 _Static_assert(sizeof(struct shhim_class_counter) == 40, "shhim_class_counter ABI");
+#endif
+
+/*
+ * ---- Service routes and backend health (issue 4) ----
+ *
+ * Socket-level reroute: the cgroup connect4/6 (TCP, connected UDP) and
+ * sendmsg4/6 (UDP) hooks look up the destination in shhim_route_vips
+ * (service endpoint -> service id), read the service's route entry and
+ * rewrite the destination to a backend chosen by weighted rendezvous
+ * hashing (route_hash.h) over the UP backends of the active pool; the other
+ * pool if the active one has none; unchanged (fail open) if neither has.
+ *
+ * Route entries are double-buffered per service: shhim_routes holds two
+ * slots per service (index service_id * 2 + slot) and shhim_route_active
+ * the slot in use. Userspace writes the slot no program reads (after an RCU
+ * grace period), then flips shhim_route_active[service_id] with one 32-bit
+ * update: a connect sees the old entry or the new one, never half.
+ *
+ * Backend health (shhim_backend_health, array by backend id, id 0 unused)
+ * also carries the backend's endpoint, which is what the hooks write into
+ * the socket address. shhim_backend_ids maps an endpoint to its id so the
+ * packet hooks find a backend's health from a flow's server endpoint.
+ *
+ * Kernel circuit breaker (flow.bpf.h): hard evidence about a backend in
+ * state UP increments a consecutive counter (connection-level: refused,
+ * reset before any response, ICMP unreachable; reset by a completed
+ * handshake. Application-level, when the backend's flags ask for it: HTTP
+ * 5xx, MLLP AE/AR/CE/CR; reset by a good response). When either reaches
+ * threshold, one CPU wins a compare-and-swap UP -> DOWN_KERNEL, stamps
+ * tripped_ns and emits one SHHIM_EV_BACKEND_DOWN. New connects skip it at
+ * once. Only the agent sets a backend UP again (clearing the counters).
+ */
+#define SHHIM_MAP_ROUTE_VIPS       shhim_route_vips
+#define SHHIM_MAP_ROUTES           shhim_routes
+#define SHHIM_MAP_ROUTE_ACTIVE     shhim_route_active
+#define SHHIM_MAP_BACKEND_HEALTH   shhim_backend_health
+#define SHHIM_MAP_BACKEND_IDS      shhim_backend_ids
+#define SHHIM_MAP_ROUTE_COUNTERS   shhim_route_counters
+#define SHHIM_MAP_SOCK_ROUTES      shhim_sock_routes
+
+#define SHHIM_MAX_ROUTE_SERVICES   1024    /* service ids 0..1023 */
+#define SHHIM_MAX_ROUTE_BACKENDS   4096    /* backend ids 1..4095; 0: none */
+#define SHHIM_ROUTE_POOL_MAX       16      /* backends per pool */
+#define SHHIM_ROUTE_WEIGHT_MAX     100
+#define SHHIM_SOCK_ROUTE_ENTRIES   65536   /* UDP sockets remembered for recvmsg */
+
+enum shhim_route_pool {
+	SHHIM_POOL_PRIMARY = 0,
+	SHHIM_POOL_FALLBACK = 1,
+	SHHIM_POOLS = 2,
+};
+
+enum shhim_backend_state_kind {
+	SHHIM_BACKEND_UP = 0,            /* zero: an entry never written is UP */
+	SHHIM_BACKEND_DOWN_KERNEL = 1,   /* the kernel breaker tripped */
+	SHHIM_BACKEND_DOWN_AGENT = 2,    /* the decision engine or a manual drain */
+};
+
+/* shhim_backend_health.flags: which application evidence counts. */
+#define SHHIM_BH_F_HTTP_5XX  (1u << 0)
+#define SHHIM_BH_F_MLLP_NACK (1u << 1)
+
+/* Default breaker thresholds (policy Thresholds.consecutive_failures overrides). */
+#define SHHIM_BREAKER_THRESHOLD_URGENT  1   /* life-critical, emergency */
+#define SHHIM_BREAKER_THRESHOLD_DEFAULT 3
+
+struct shhim_route_member {
+	__u16 backend_id;                /* index into shhim_backend_health */
+	__u16 weight;                    /* 1..SHHIM_ROUTE_WEIGHT_MAX */
+};
+
+/* shhim_routes: one per (service id, slot). */
+struct shhim_route {
+	__u32 generation;                /* bumped by userspace on every write, for readers */
+	__u32 service_id;
+	__u8 class_id;
+	__u8 active_pool;                /* enum shhim_route_pool */
+	__u8 count[SHHIM_POOLS];         /* members used in pools[p] */
+	__u32 flags;                     /* reserved, 0 */
+	struct shhim_route_member pools[SHHIM_POOLS][SHHIM_ROUTE_POOL_MAX];
+};
+
+/* shhim_backend_health: array by backend id. */
+struct shhim_backend_health {
+	struct shhim_endpoint endpoint;  /* where connects go; family 0: unused id */
+	__u32 state;                     /* enum shhim_backend_state_kind */
+	__u32 threshold;                 /* consecutive failures that trip; 0: breaker off */
+	__u32 conn_failures;             /* consecutive connection-level failures */
+	__u32 app_failures;              /* consecutive application-level failures */
+	__u32 flags;                     /* SHHIM_BH_F_* */
+	__u32 trip_kind;                 /* enum shhim_event_kind of the evidence that tripped */
+	__u32 pad;
+	__u64 tripped_ns;                /* bpf_ktime_get_ns() of the trip; 0: never */
+	__u64 trips;                     /* times the kernel tripped it */
+};
+
+/* shhim_route_counters: per-CPU array by service id. */
+struct shhim_route_counter {
+	__u64 steered;                   /* connects / sends rewritten to a backend */
+	__u64 no_backend;                /* no UP backend in either pool: passed through */
+	__u64 fallback;                  /* steered to the pool that is not the active one */
+	__u64 replies_rewritten;         /* UDP replies given back the service address */
+};
+
+/* shhim_sock_routes (LRU, by socket cookie): what a UDP socket was steered from and to. */
+struct shhim_sock_route {
+	struct shhim_endpoint service;
+	struct shhim_endpoint backend;
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct shhim_route_member) == 4, "shhim_route_member ABI");
+static_assert(sizeof(struct shhim_route) == 16 + 4 * SHHIM_POOLS * SHHIM_ROUTE_POOL_MAX, "shhim_route ABI");
+static_assert(sizeof(struct shhim_backend_health) == 64, "shhim_backend_health ABI");
+static_assert(sizeof(struct shhim_route_counter) == 32, "shhim_route_counter ABI");
+static_assert(sizeof(struct shhim_sock_route) == 40, "shhim_sock_route ABI");
+#elif defined(__BPF__)
+_Static_assert(sizeof(struct shhim_route) == 144, "shhim_route ABI");
+_Static_assert(sizeof(struct shhim_backend_health) == 64, "shhim_backend_health ABI");
+_Static_assert(sizeof(struct shhim_route_counter) == 32, "shhim_route_counter ABI");
+_Static_assert(sizeof(struct shhim_sock_route) == 40, "shhim_sock_route ABI");
 #endif
 
 #endif /* SHHIM_ABI_H */

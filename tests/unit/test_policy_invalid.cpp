@@ -102,6 +102,9 @@ const Expected kInvalid[] = {
     {"stress-share-sum", "classes[1].stress_share", 9, 19, "keep more than the whole link under stress"},
     {"remark-not-boolean", "interfaces[0].remark_untrusted_dscp", 8, 28, "expected true or false, got 'sometimes'"},
     {"stress-without-interfaces", "stress.enabled", 6, 12, "stress mode needs at least one interface"},
+    {"backend-weight-range", "services[0].backends.weights[0].weight", 13, 47, "0 is out of range (1-100)"},
+    {"backend-weight-unknown", "services[0].backends.weights[0].backend", 13, 21,
+     "backend 198.18.0.12:8080 is in neither pool of this service"},
 };
 
 shhim::core::PolicyCheck checkFixture(const fs::path& file)

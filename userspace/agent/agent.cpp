@@ -18,6 +18,7 @@
 #include "agent/server.h"
 #include "agent/state.h"
 #include "agent/class_control.h"
+#include "agent/route_control.h"
 #include "core/telemetry.h"
 #include "datapath/error.h"
 #include "datapath/event_ring.h"
@@ -57,7 +58,7 @@ void logPolicyErrors(const PolicyCandidate& candidate, const char* prefix)
 }
 
 // SIGHUP: re-read --policy FILE; only a valid file replaces the running policy.
-void reloadPolicy(const std::string& path, AgentState& state, ClassControl& classes)
+void reloadPolicy(const std::string& path, AgentState& state, ClassControl& classes, RouteControl& routes)
 {
     const PolicyCandidate candidate = candidateFromFile(path, "SIGHUP");
     const PolicyPtr current = state.appliedPolicy();
@@ -75,7 +76,14 @@ void reloadPolicy(const std::string& path, AgentState& state, ClassControl& clas
     }
     // The kernel's class tables first: if they cannot take the policy, nothing changes.
     try {
+        const core::RouteTables route_tables = routes.compile(candidate.policy->validated.policy);
         classes.applyPolicy(candidate.policy->validated.policy);
+        routes.apply(route_tables);
+    } catch (const RouteControlError& e) {
+        notePolicy(state.observability(), "rejected", path, nullptr, e.what());
+        spdlog::error("SIGHUP: {}; keeping {}", e.what(),
+                      current ? describePolicy(*current) : std::string("no policy"));
+        return;
     } catch (const ClassControlError& e) {
         notePolicy(state.observability(), "rejected", path, nullptr, e.what());
         spdlog::error("SIGHUP: {}; keeping {}", e.what(),
@@ -182,8 +190,13 @@ int runAgent(const AgentOptions& options)
         static_cast<std::uint32_t>(options.tick.count()));
     // Entering and leaving stress mode: a log line (the Log above) and an event in the feed.
     classes->onStressChange([&state](const v1::StressNotice& notice) { noteStress(state.observability(), notice); });
-    if (const PolicyPtr policy = state.appliedPolicy())
+    // Service routes: the same policy into the kernel's route tables.
+    const auto routes = RouteControl::start(datapath.pinRoot(), [](const std::string& line) { spdlog::info("{}", line); });
+    if (const PolicyPtr policy = state.appliedPolicy()) {
+        const core::RouteTables route_tables = routes->compile(policy->validated.policy);
         classes->applyPolicy(policy->validated.policy);
+        routes->apply(route_tables);
+    }
 
     datapath::EventRing ring(datapath.maps().eventsFd(), [&state](const shhim_event& event) {
         state.addEvent(event);
@@ -216,7 +229,7 @@ int runAgent(const AgentOptions& options)
     // Events the kernel queued while no agent was running.
     ring.consume();
 
-    ApiServer server(options.socket_path, ApiContext{datapath, state, classes.get(), started, options.version});
+    ApiServer server(options.socket_path, ApiContext{datapath, state, classes.get(), started, options.version, routes.get()});
     spdlog::info("serving gRPC on unix:{} (tick {} ms)", options.socket_path, options.tick.count());
 
     // Metrics and dashboard: read-only; the agent runs on without them
@@ -225,7 +238,7 @@ int runAgent(const AgentOptions& options)
     if (!options.http_listen.empty()) {
         try {
             http.emplace(parseListenAddress(options.http_listen),
-                         ApiContext{datapath, state, classes.get(), started, options.version});
+                         ApiContext{datapath, state, classes.get(), started, options.version, routes.get()});
             spdlog::info("serving metrics and the dashboard on http://{}/", options.http_listen);
         } catch (const std::exception& e) {
             spdlog::error("HTTP listener not started, no /metrics or dashboard: {}", e.what());
@@ -279,7 +292,7 @@ int runAgent(const AgentOptions& options)
                             spdlog::info("SIGHUP: no --policy given, nothing to re-read");
                             continue;
                         }
-                        reloadPolicy(options.policy_path, state, *classes);
+                        reloadPolicy(options.policy_path, state, *classes, *routes);
                     } else {
                         spdlog::info("{}: stopping", strsignal(static_cast<int>(info.ssi_signo)));
                         running = false;

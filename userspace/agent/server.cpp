@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "agent/class_control.h"
+#include "agent/route_control.h"
 #include "agent/http_views.h"
 #include "core/feed.h"
 #include "core/telemetry.h"
@@ -177,7 +178,17 @@ public:
             // The kernel's class tables first: if they cannot take the policy, nothing changes.
             if (context_.classes) {
                 try {
+                    std::optional<core::RouteTables> route_tables;
+                    if (context_.routes)
+                        route_tables = context_.routes->compile(candidate->validated.policy);
                     context_.classes->applyPolicy(candidate->validated.policy);
+                    if (route_tables)
+                        context_.routes->apply(*route_tables);
+                } catch (const RouteControlError& e) {
+                    notePolicy(context_.state.observability(), "rejected", file, std::nullopt, e.what());
+                    spdlog::error("policy apply: {}; keeping {}", e.what(),
+                                  current ? describePolicy(*current) : std::string("no policy"));
+                    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, e.what());
                 } catch (const ClassControlError& e) {
                     notePolicy(context_.state.observability(), "rejected", file, nullptr, e.what());
                     spdlog::error("policy apply: {}; keeping {}", e.what(),

@@ -12,6 +12,7 @@
 namespace shhim::agent {
 
 class ClassControl;
+class RouteControl;
 
 struct ApiContext {
     const datapath::Datapath& datapath;
@@ -19,6 +20,7 @@ struct ApiContext {
     ClassControl* classes = nullptr;  // priority classes in the kernel; null where not serving them
     std::chrono::steady_clock::time_point started;
     std::string version;
+    RouteControl* routes = nullptr;   // service routes in the kernel; null where not serving them
 };
 
 class ApiServer {

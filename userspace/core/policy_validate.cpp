@@ -347,6 +347,33 @@ private:
         std::map<SocketAddress, std::string> seen;  // backend -> path, across both pools
         checkPool(pools.primary(), fieldPath(path, "primary"), service_address, seen);
         checkPool(pools.fallback(), fieldPath(path, "fallback"), service_address, seen);
+        checkWeights(pools, fieldPath(path, "weights"), seen);
+    }
+
+    // Optional per-backend weights: a backend of this service's pools, once, 1..100.
+    void checkWeights(const v1::BackendPools& pools, const std::string& path,
+                      const std::map<SocketAddress, std::string>& backends)
+    {
+        std::map<SocketAddress, std::string> weighted;
+        for (int i = 0; i < pools.weights_size(); ++i) {
+            const v1::BackendWeight& w = pools.weights(i);
+            const std::string at = elementPath(path, static_cast<std::size_t>(i));
+            const std::string backend_path = fieldPath(at, "backend");
+            if (given(backend_path)) {
+                const ParseResult<SocketAddress> parsed = parseSocketAddress(w.backend());
+                if (!parsed.value) {
+                    report(backend_path, parsed.error);
+                } else if (!backends.count(*parsed.value)) {
+                    report(backend_path, "backend " + formatSocketAddress(*parsed.value) +
+                                             " is in neither pool of this service (weights apply to its own backends)");
+                } else if (const auto [first, inserted] = weighted.emplace(*parsed.value, at); !inserted) {
+                    report(backend_path, "backend " + formatSocketAddress(*parsed.value) + " already has a weight at " +
+                                             first->second);
+                }
+            }
+            if (given(fieldPath(at, "weight")))
+                checkCount(fieldPath(at, "weight"), w.weight(), 1, 100);
+        }
     }
 
     void checkPool(const google::protobuf::RepeatedPtrField<std::string>& pool, const std::string& path,

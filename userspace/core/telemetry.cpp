@@ -181,6 +181,7 @@ std::string_view eventKindName(std::uint32_t kind)
     case SHHIM_EV_ICMP_ERROR: return "icmp_error";
     case SHHIM_EV_HTTP_5XX: return "http_5xx";
     case SHHIM_EV_MLLP_NACK: return "mllp_nack";
+    case SHHIM_EV_BACKEND_DOWN: return "backend_down";
     default: return "unknown";
     }
 }
@@ -315,6 +316,9 @@ shhim::v1::Event toEvent(const shhim_event& event, std::int64_t mono_to_unix_ns)
         break;
     case SHHIM_EV_MLLP_NACK:
         out.set_detail_text(std::string(mllpAckName(event.detail)));
+        break;
+    case SHHIM_EV_BACKEND_DOWN:  // the kernel breaker tripped on this evidence
+        out.set_detail_text("breaker: " + std::string(eventKindName(event.detail)));
         break;
     default:
         break;

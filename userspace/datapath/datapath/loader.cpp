@@ -374,19 +374,23 @@ void removeUnrequestedXdp(const std::string& pin_root, const std::set<std::strin
 
 // ---- sockops ------------------------------------------------------------
 
-void ensureSockops(const std::string& pin_root, const std::string& cgroup_path, const PinnedProgram& program,
-                   const Logger& log)
+// One cgroup link pinned at `path` with `program` on cgroup_path for
+// attach_type: kept if already there, switched in place (link update) if
+// it runs another program, moved if it is on another cgroup, removed when
+// no cgroup is requested. `hook` names it in messages ("sockops").
+void ensureCgroupLink(const std::string& path, const std::string& hook, const std::string& cgroup_path,
+                      const PinnedProgram& program, bpf_attach_type attach_type, const Logger& log)
 {
-    const std::string path = pins::sockopsLink(pin_root);
+    const std::string what = hook + " link";
     if (cgroup_path.empty()) {
         if (exists(path)) {
-            log.info("sockops: no cgroup requested: detaching the pinned sockops link");
-            removeLinkPin(path, "sockops link", nullptr, log);
+            log.info(hook + ": no cgroup requested: detaching the pinned " + what);
+            removeLinkPin(path, what, nullptr, log);
         }
         return;
     }
     if (!isCgroup2Directory(cgroup_path))
-        throw Error("cgroup " + cgroup_path + " is not a cgroup v2 directory (sockops needs cgroup v2; see "
+        throw Error("cgroup " + cgroup_path + " is not a cgroup v2 directory (" + hook + " needs cgroup v2; see "
                     "`shhimd --preflight` for where it is mounted)",
                     ENOTDIR);
     const int raw = ::open(cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -402,31 +406,63 @@ void ensureSockops(const std::string& pin_root, const std::string& cgroup_path, 
 
     UniqueFd stale;
     if (exists(path)) {
-        UniqueFd link = openPin(path, "sockops link");
-        const bpf_link_info info = linkInfo(link.get(), "sockops link");
+        UniqueFd link = openPin(path, what);
+        const bpf_link_info info = linkInfo(link.get(), what);
         if (info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == cgroup_id) {
             if (info.prog_id == program.id) {
-                log.info("sockops on " + cgroup_path + ": keeping attached program id " + std::to_string(program.id));
+                log.info(hook + " on " + cgroup_path + ": keeping attached program id " + std::to_string(program.id));
                 return;
             }
             if (bpf_link_update(link.get(), program.fd.get(), nullptr) != 0)
-                throwErrno("replace sockops program on " + cgroup_path + " (link update)", errno);
-            log.info("sockops on " + cgroup_path + ": replaced program id " + std::to_string(info.prog_id) + " by " +
+                throwErrno("replace " + hook + " program on " + cgroup_path + " (link update)", errno);
+            log.info(hook + " on " + cgroup_path + ": replaced program id " + std::to_string(info.prog_id) + " by " +
                      std::to_string(program.id) + " (atomic link update)");
             return;
         }
         stale = std::move(link);  // other cgroup: attach the new one first, then drop this
     }
-    const int fd = bpf_link_create(program.fd.get(), cgroup.get(), BPF_CGROUP_SOCK_OPS, nullptr);
+    const int fd = bpf_link_create(program.fd.get(), cgroup.get(), attach_type, nullptr);
     if (fd < 0)
-        throwErrno("attach sockops program to cgroup " + cgroup_path, errno);
+        throwErrno("attach " + hook + " program to cgroup " + cgroup_path, errno);
     UniqueFd link(fd);
-    pinReplacing(link.get(), path, "sockops link");
+    pinReplacing(link.get(), path, what);
     if (stale) {
         bpf_link_detach(stale.get());
-        log.info("sockops: moved from the previous cgroup to " + cgroup_path);
+        log.info(hook + ": moved from the previous cgroup to " + cgroup_path);
     }
-    log.info("sockops on " + cgroup_path + ": attached program id " + std::to_string(program.id));
+    log.info(hook + " on " + cgroup_path + ": attached program id " + std::to_string(program.id));
+}
+
+void ensureSockops(const std::string& pin_root, const std::string& cgroup_path, const PinnedProgram& program,
+                   const Logger& log)
+{
+    ensureCgroupLink(pins::sockopsLink(pin_root), "sockops", cgroup_path, program, BPF_CGROUP_SOCK_OPS, log);
+}
+
+// The kernel's attach type of a sock_addr attach point ("connect4", ...).
+bpf_attach_type sockAddrAttachType(std::string_view attach_point)
+{
+    static constexpr std::pair<std::string_view, bpf_attach_type> kTypes[] = {
+        {"connect4", BPF_CGROUP_INET4_CONNECT}, {"connect6", BPF_CGROUP_INET6_CONNECT},
+        {"sendmsg4", BPF_CGROUP_UDP4_SENDMSG},  {"sendmsg6", BPF_CGROUP_UDP6_SENDMSG},
+        {"recvmsg4", BPF_CGROUP_UDP4_RECVMSG},  {"recvmsg6", BPF_CGROUP_UDP6_RECVMSG},
+    };
+    for (const auto& [name, type] : kTypes)
+        if (name == attach_point)
+            return type;
+    throw Error("unknown cgroup sock_addr attach point " + std::string(attach_point) + " (update datapath/loader.cpp)");
+}
+
+// Service reroute: every sock_addr program on the same cgroup as sockops.
+void ensureSockAddr(const std::string& pin_root, const std::string& cgroup_path,
+                    const std::map<std::string, PinnedProgram, std::less<>>& programs, const Logger& log)
+{
+    for (const auto& shipped : kShippedPrograms) {
+        if (shipped.hook != ProgramHook::SockAddr)
+            continue;
+        ensureCgroupLink(pins::sockAddrLink(pin_root, shipped.tracepoint), "cgroup/" + std::string(shipped.tracepoint),
+                         cgroup_path, programFor(programs, shipped.name), sockAddrAttachType(shipped.tracepoint), log);
+    }
 }
 
 // ---- tp_btf -------------------------------------------------------------
@@ -557,6 +593,7 @@ Datapath Datapath::start(const LoadOptions& options)
     }
     removeUnrequestedXdp(root, requested, log);
     ensureSockops(root, options.cgroup_path, programFor(programs, "shhim_sockops"), log);
+    ensureSockAddr(root, options.cgroup_path, programs, log);
     ensureTracepoints(root, options.tracepoints, programs, log);
 
     config.build_id = ours;
@@ -613,6 +650,14 @@ std::vector<Attachment> Datapath::attachments() const
             }
         } else if (name == pins::kSockopsLink) {
             socket.push_back({"sockops",
+                              cgroup_path_.empty() ? "cgroup id " + std::to_string(info.cgroup.cgroup_id)
+                                                   : cgroup_path_,
+                              nameOf(info.prog_id), info.prog_id, ""});
+        } else if (name.size() > pins::kCgroupLinkSuffix.size() &&
+                   name.compare(name.size() - pins::kCgroupLinkSuffix.size(), std::string::npos,
+                                pins::kCgroupLinkSuffix) == 0) {
+            // Service reroute hooks: links/connect4@cgroup -> "cgroup/connect4".
+            socket.push_back({"cgroup/" + name.substr(0, name.size() - pins::kCgroupLinkSuffix.size()),
                               cgroup_path_.empty() ? "cgroup id " + std::to_string(info.cgroup.cgroup_id)
                                                    : cgroup_path_,
                               nameOf(info.prog_id), info.prog_id, ""});

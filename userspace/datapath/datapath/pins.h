@@ -4,6 +4,7 @@
 //   <root>/links/xdp@<ifname>    XDP links; TC egress filters sit on the
 //   <root>/links/sockops@cgroup  same interfaces
 //   <root>/links/tp@<tracepoint>
+//   <root>/links/connect4@cgroup ...  cgroup sock_addr hooks (service reroute)
 //   <root>/staging/              transient: a pin being replaced
 #pragma once
 
@@ -21,11 +22,14 @@ inline constexpr std::string_view kXdpLinkPrefix = "xdp@";
 inline constexpr std::string_view kSockopsLink = "sockops@cgroup";
 inline constexpr std::string_view kTracepointLinkPrefix = "tp@";
 
-// Telemetry maps, then the priority-class maps (datapath/policy_maps.h).
-inline constexpr std::array<std::string_view, 12> kMapNames = {
+// Telemetry maps, the priority-class maps (datapath/policy_maps.h), then
+// the service-route maps (datapath/route_maps.h).
+inline constexpr std::array<std::string_view, 19> kMapNames = {
     "shhim_flows",         "shhim_backends",       "shhim_counters",     "shhim_events",
     "shhim_config",        "shhim_policy_state",   "shhim_policies",     "shhim_services",
-    "shhim_rules",         "shhim_ifaces",         "shhim_class_counters", "shhim_class_buckets"};
+    "shhim_rules",         "shhim_ifaces",         "shhim_class_counters", "shhim_class_buckets",
+    "shhim_route_vips",    "shhim_routes",         "shhim_route_active", "shhim_backend_health",
+    "shhim_backend_ids",   "shhim_route_counters", "shhim_sock_routes"};
 
 inline std::string join(std::string_view root, std::string_view a)
 {
@@ -47,6 +51,12 @@ inline std::string xdpLink(std::string_view root, std::string_view ifname)
     return join(root, kLinksDir, std::string(kXdpLinkPrefix) + std::string(ifname));
 }
 inline std::string sockopsLink(std::string_view root) { return join(root, kLinksDir, kSockopsLink); }
+inline constexpr std::string_view kCgroupLinkSuffix = "@cgroup";
+// links/<attach point>@cgroup, e.g. links/connect4@cgroup.
+inline std::string sockAddrLink(std::string_view root, std::string_view attach_point)
+{
+    return join(root, kLinksDir, std::string(attach_point) + std::string(kCgroupLinkSuffix));
+}
 inline std::string tracepointLink(std::string_view root, std::string_view tracepoint)
 {
     return join(root, kLinksDir, std::string(kTracepointLinkPrefix) + std::string(tracepoint));

@@ -371,6 +371,8 @@ std::vector<PreflightCheck> preflight(const PreflightOptions& options)
     checks.push_back(checkCgroup(options.cgroup_path));
 
     checks.push_back(probeProgType("sockops", BPF_PROG_TYPE_SOCK_OPS, "sock_ops programs load (RTT, RTO)"));
+    checks.push_back(probeProgType("cgroup_sock_addr", BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+                                   "cgroup sock_addr programs load (connect/sendmsg/recvmsg: service reroute)"));
     checks.push_back(probeTpBtf());
     checks.push_back(probeHelpers());
 

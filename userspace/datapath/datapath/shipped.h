@@ -12,21 +12,28 @@
 
 namespace shhim::datapath {
 
-enum class ProgramHook { Xdp, TcEgress, Sockops, Tracepoint };
+// SockAddr: a cgroup sock_addr hook (connect4, sendmsg6, ...: issue 4 reroute).
+enum class ProgramHook { Xdp, TcEgress, Sockops, Tracepoint, SockAddr };
 
 struct ShippedProgram {
     std::string_view name;        // function name = pin name under progs/
     ProgramHook hook;
-    std::string_view tracepoint;  // tp_btf target; "" for the others
+    std::string_view tracepoint;  // tp_btf target; SockAddr: the attach point ("connect4"); "" for the others
 };
 
-inline constexpr std::array<ShippedProgram, 6> kShippedPrograms = {{
+inline constexpr std::array<ShippedProgram, 12> kShippedPrograms = {{
     {"shhim_xdp_ingress", ProgramHook::Xdp, ""},
     {"shhim_tc_egress", ProgramHook::TcEgress, ""},
     {"shhim_sockops", ProgramHook::Sockops, ""},
     {"shhim_tp_retransmit", ProgramHook::Tracepoint, "tcp_retransmit_skb"},
     {"shhim_tp_receive_reset", ProgramHook::Tracepoint, "tcp_receive_reset"},
     {"shhim_tp_state", ProgramHook::Tracepoint, "inet_sock_set_state"},
+    {"shhim_connect4", ProgramHook::SockAddr, "connect4"},
+    {"shhim_connect6", ProgramHook::SockAddr, "connect6"},
+    {"shhim_sendmsg4", ProgramHook::SockAddr, "sendmsg4"},
+    {"shhim_sendmsg6", ProgramHook::SockAddr, "sendmsg6"},
+    {"shhim_recvmsg4", ProgramHook::SockAddr, "recvmsg4"},
+    {"shhim_recvmsg6", ProgramHook::SockAddr, "recvmsg6"},
 }};
 
 // Opens every shipped object with pin_root_path = pin_root (maps are created

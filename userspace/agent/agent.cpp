@@ -18,7 +18,11 @@
 #include "agent/server.h"
 #include "agent/state.h"
 #include "agent/class_control.h"
+#include "agent/audit_log.h"
+#include "agent/policy_apply.h"
+#include "agent/prober.h"
 #include "agent/route_control.h"
+#include "agent/router.h"
 #include "core/telemetry.h"
 #include "datapath/error.h"
 #include "datapath/event_ring.h"
@@ -58,7 +62,7 @@ void logPolicyErrors(const PolicyCandidate& candidate, const char* prefix)
 }
 
 // SIGHUP: re-read --policy FILE; only a valid file replaces the running policy.
-void reloadPolicy(const std::string& path, AgentState& state, ClassControl& classes, RouteControl& routes)
+void reloadPolicy(const std::string& path, AgentState& state, PolicyApplier& applier)
 {
     const PolicyCandidate candidate = candidateFromFile(path, "SIGHUP");
     const PolicyPtr current = state.appliedPolicy();
@@ -74,23 +78,14 @@ void reloadPolicy(const std::string& path, AgentState& state, ClassControl& clas
         spdlog::info("SIGHUP: {} unchanged", describePolicy(*current));
         return;
     }
-    // The kernel's class tables first: if they cannot take the policy, nothing changes.
     try {
-        const core::RouteTables route_tables = routes.compile(candidate.policy->validated.policy);
-        classes.applyPolicy(candidate.policy->validated.policy);
-        routes.apply(route_tables);
-    } catch (const RouteControlError& e) {
-        notePolicy(state.observability(), "rejected", path, nullptr, e.what());
-        spdlog::error("SIGHUP: {}; keeping {}", e.what(),
-                      current ? describePolicy(*current) : std::string("no policy"));
-        return;
-    } catch (const ClassControlError& e) {
+        applier.apply(candidate.policy);
+    } catch (const PolicyApplyError& e) {
         notePolicy(state.observability(), "rejected", path, nullptr, e.what());
         spdlog::error("SIGHUP: {}; keeping {}", e.what(),
                       current ? describePolicy(*current) : std::string("no policy"));
         return;
     }
-    state.setPolicy(candidate.policy);
     notePolicy(state.observability(), "reloaded", path, state.appliedPolicy());
     spdlog::info("SIGHUP: applied {}", describePolicy(*candidate.policy));
 }
@@ -158,6 +153,7 @@ int runAgent(const AgentOptions& options)
 {
     const auto started = std::chrono::steady_clock::now();
     AgentState state;
+    PolicyPtr start_policy;
     if (!options.policy_path.empty()) {
         // Before anything touches the kernel: an invalid policy starts nothing.
         const PolicyCandidate candidate = candidateFromFile(options.policy_path, "shhimd --policy");
@@ -169,9 +165,7 @@ int runAgent(const AgentOptions& options)
                           options.policy_path);
             return kExitInvalidPolicy;
         }
-        state.setPolicy(candidate.policy);
-        notePolicy(state.observability(), "loaded", options.policy_path, state.appliedPolicy());
-        spdlog::info("{}", describePolicy(*candidate.policy));
+        start_policy = candidate.policy;
     }
 
     // Before touching the kernel: a second agent on the same socket would
@@ -192,14 +186,20 @@ int runAgent(const AgentOptions& options)
     classes->onStressChange([&state](const v1::StressNotice& notice) { noteStress(state.observability(), notice); });
     // Service routes: the same policy into the kernel's route tables.
     const auto routes = RouteControl::start(datapath.pinRoot(), [](const std::string& line) { spdlog::info("{}", line); });
-    if (const PolicyPtr policy = state.appliedPolicy()) {
-        const core::RouteTables route_tables = routes->compile(policy->validated.policy);
-        classes->applyPolicy(policy->validated.policy);
-        routes->apply(route_tables);
+    // Routing: the audit trail first (restart rebuilds the states from it), the probe worker, the engine.
+    AuditLog audit(options.audit_path);
+    ProbeWorker probes;
+    Router router(*routes, audit, state.observability(), probes, [](const std::string& line) { spdlog::info("{}", line); });
+    PolicyApplier applier(state, *classes, *routes, router);
+    if (start_policy) {
+        applier.apply(start_policy, true);
+        notePolicy(state.observability(), "loaded", options.policy_path, state.appliedPolicy());
+        spdlog::info("{}", describePolicy(*start_policy));
     }
 
-    datapath::EventRing ring(datapath.maps().eventsFd(), [&state](const shhim_event& event) {
+    datapath::EventRing ring(datapath.maps().eventsFd(), [&state, &router](const shhim_event& event) {
         state.addEvent(event);
+        router.onEvent(event);  // hard evidence is acted on per event, not per tick
         publishFailure(state.observability(), event);
         logEvent(event);
     });
@@ -225,11 +225,12 @@ int runAgent(const AgentOptions& options)
     addToEpoll(epoll_fd.get(), ring.epollFd(), "ring buffer");
     addToEpoll(epoll_fd.get(), timer.get(), "tick timer");
     addToEpoll(epoll_fd.get(), signal_fd.get(), "signalfd");
+    addToEpoll(epoll_fd.get(), probes.eventFd(), "probe results");
 
     // Events the kernel queued while no agent was running.
     ring.consume();
 
-    ApiServer server(options.socket_path, ApiContext{datapath, state, classes.get(), started, options.version, routes.get()});
+    ApiServer server(options.socket_path, ApiContext{datapath, state, classes.get(), started, options.version, &applier, &router, &audit});
     spdlog::info("serving gRPC on unix:{} (tick {} ms)", options.socket_path, options.tick.count());
 
     // Metrics and dashboard: read-only; the agent runs on without them
@@ -238,7 +239,7 @@ int runAgent(const AgentOptions& options)
     if (!options.http_listen.empty()) {
         try {
             http.emplace(parseListenAddress(options.http_listen),
-                         ApiContext{datapath, state, classes.get(), started, options.version, routes.get()});
+                         ApiContext{datapath, state, classes.get(), started, options.version, &applier, &router, &audit});
             spdlog::info("serving metrics and the dashboard on http://{}/", options.http_listen);
         } catch (const std::exception& e) {
             spdlog::error("HTTP listener not started, no /metrics or dashboard: {}", e.what());
@@ -262,6 +263,8 @@ int runAgent(const AgentOptions& options)
             const int fd = ready[i].data.fd;
             if (fd == ring.epollFd()) {
                 ring.consume();
+            } else if (fd == probes.eventFd()) {
+                router.onProbes(probes.takeOutcomes());
             } else if (fd == timer.get()) {
                 std::uint64_t expirations = 0;
                 if (::read(timer.get(), &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
@@ -273,6 +276,7 @@ int runAgent(const AgentOptions& options)
                     rates.tick(backends, state);
                     history.tick(backends, state.observability());
                     classes->tick(static_cast<std::uint64_t>(clockNs(CLOCK_MONOTONIC)));
+                    router.onTick(backends);
                     const std::uint64_t lost = datapath.maps().counters()[SHHIM_CTR_EVENTS_LOST];
                     if (lost > events_lost)
                         spdlog::warn("{} failure events lost (ring buffer full) since the last tick",
@@ -292,7 +296,7 @@ int runAgent(const AgentOptions& options)
                             spdlog::info("SIGHUP: no --policy given, nothing to re-read");
                             continue;
                         }
-                        reloadPolicy(options.policy_path, state, *classes, *routes);
+                        reloadPolicy(options.policy_path, state, applier);
                     } else {
                         spdlog::info("{}: stopping", strsignal(static_cast<int>(info.ssi_signo)));
                         running = false;
@@ -304,6 +308,7 @@ int runAgent(const AgentOptions& options)
 
     // Wake `observe --follow` streams so that the gRPC shutdown need not wait for them.
     state.observability().feed.close();
+    audit.close();
     if (http)
         http->stop();
     server.shutdown();

@@ -17,6 +17,7 @@ struct AgentOptions {
     std::string socket_path;
     std::string policy_path;  // "" = none
     std::string http_listen;  // metrics + dashboard, "HOST:PORT"; "" = none
+    std::string audit_path = "/var/lib/shhim/audit.jsonl";
     std::chrono::milliseconds tick{100};
     std::string version;
 };

@@ -30,6 +30,7 @@ constexpr int kExitUsage = 2;
 constexpr const char* kDefaultSocket = "/run/shhim/shhimd.sock";
 constexpr const char* kBpfFsMount = "/sys/fs/bpf";
 constexpr const char* kDefaultHttpListen = "127.0.0.1:9464";
+constexpr const char* kDefaultAuditLog = "/var/lib/shhim/audit.jsonl";
 
 struct Flags {
     std::vector<std::string> interfaces;
@@ -39,6 +40,7 @@ struct Flags {
     bool detach = false;
     std::string socket = kDefaultSocket;
     std::string http_listen = kDefaultHttpListen;
+    std::string audit_log = kDefaultAuditLog;
     std::string pin_root = SHHIM_PIN_ROOT;
     std::uint32_t flow_entries = 0;
     std::uint32_t syn_timeout_ms = 1000;
@@ -146,6 +148,7 @@ int runAgent(const Flags& flags)
     options.socket_path = flags.socket;
     options.http_listen = flags.http_listen == "none" ? "" : flags.http_listen;
     options.policy_path = flags.policy;
+    options.audit_path = flags.audit_log;
     options.tick = std::chrono::milliseconds(flags.tick_ms);
     options.load.pin_root = flags.pin_root;
     options.load.interfaces = flags.interfaces;
@@ -233,6 +236,12 @@ int main(int argc, char** argv)
         ->group("Agent")
         ->type_name("HOST:PORT")
         ->default_str(kDefaultHttpListen);
+    app.add_option("--audit-log", flags.audit_log,
+                   "Append-only audit trail of every routing change (JSON lines, SHA-256 chained, fsync'd); "
+                   "FILE.head beside it. `shhimctl audit verify FILE` checks it; restart rebuilds states from it")
+        ->group("Agent")
+        ->type_name("FILE")
+        ->default_str(kDefaultAuditLog);
     app.add_option("--tick-ms", flags.tick_ms, "How often backend rates are computed")
         ->group("Agent")
         ->check(CLI::Range(10u, 60000u))

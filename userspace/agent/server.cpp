@@ -14,8 +14,10 @@
 #include <optional>
 #include <stdexcept>
 
+#include "agent/audit_log.h"
 #include "agent/class_control.h"
-#include "agent/route_control.h"
+#include "agent/policy_apply.h"
+#include "agent/router.h"
 #include "agent/http_views.h"
 #include "core/feed.h"
 #include "core/telemetry.h"
@@ -175,34 +177,92 @@ public:
                 spdlog::info("policy apply: {} unchanged", describePolicy(*current));
                 return grpc::Status::OK;
             }
-            // The kernel's class tables first: if they cannot take the policy, nothing changes.
-            if (context_.classes) {
+            if (context_.applier) {
                 try {
-                    std::optional<core::RouteTables> route_tables;
-                    if (context_.routes)
-                        route_tables = context_.routes->compile(candidate->validated.policy);
-                    context_.classes->applyPolicy(candidate->validated.policy);
-                    if (route_tables)
-                        context_.routes->apply(*route_tables);
-                } catch (const RouteControlError& e) {
-                    notePolicy(context_.state.observability(), "rejected", file, std::nullopt, e.what());
-                    spdlog::error("policy apply: {}; keeping {}", e.what(),
-                                  current ? describePolicy(*current) : std::string("no policy"));
-                    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, e.what());
-                } catch (const ClassControlError& e) {
+                    context_.applier->apply(candidate);
+                } catch (const PolicyApplyError& e) {
                     notePolicy(context_.state.observability(), "rejected", file, nullptr, e.what());
                     spdlog::error("policy apply: {}; keeping {}", e.what(),
                                   current ? describePolicy(*current) : std::string("no policy"));
                     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, e.what());
                 }
+            } else {
+                context_.state.setPolicy(candidate);
             }
-            context_.state.setPolicy(candidate);
             notePolicy(context_.state.observability(), "reloaded", file, context_.state.appliedPolicy());
             spdlog::info("policy apply: applied {}", describePolicy(*candidate));
             return grpc::Status::OK;
         } catch (const std::exception& e) {
             return internalError("ApplyPolicy", e);
         }
+    }
+
+    grpc::Status ListServices(grpc::ServerContext*, const v1::ServicesRequest* request, v1::ServiceList* out) override
+    {
+        if (!context_.router)
+            return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this agent does not route");
+        try {
+            *out = context_.router->services(request->service());
+            if (!request->service().empty() && out->services().empty())
+                return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                    "no service '" + request->service() + "' in the applied policy");
+            return grpc::Status::OK;
+        } catch (const std::exception& e) {
+            return internalError("ListServices", e);
+        }
+    }
+
+    grpc::Status Drain(grpc::ServerContext*, const v1::DrainRequest* request, v1::RoutingResponse* out) override
+    {
+        return routingCall("Drain", out, [&] {
+            std::optional<std::chrono::milliseconds> duration;
+            if (request->for_ms() > 0)
+                duration = std::chrono::milliseconds(request->for_ms());
+            return context_.router->drain(request->service(), request->backend(), request->reason(), caller(),
+                                          duration);
+        });
+    }
+
+    grpc::Status Restore(grpc::ServerContext*, const v1::RestoreRequest* request, v1::RoutingResponse* out) override
+    {
+        return routingCall("Restore", out, [&] {
+            const std::string reason = request->reason().empty() ? "restored by hand" : request->reason();
+            return context_.router->restore(request->service(), request->backend(), reason, caller());
+        });
+    }
+
+    grpc::Status Reroute(grpc::ServerContext*, const v1::RerouteRequest* request, v1::RoutingResponse* out) override
+    {
+        return routingCall("Reroute", out, [&] {
+            std::optional<std::chrono::milliseconds> duration;
+            if (request->for_ms() > 0)
+                duration = std::chrono::milliseconds(request->for_ms());
+            return context_.router->reroute(request->service(), request->to(), request->reason(), caller(), duration);
+        });
+    }
+
+    grpc::Status AuditTail(grpc::ServerContext* call, const v1::AuditTailRequest* request,
+                           grpc::ServerWriter<v1::AuditRecord>* writer) override
+    {
+        if (!context_.audit)
+            return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this agent keeps no audit trail");
+        const std::size_t last = request->last() == 0 ? 10 : request->last();
+        std::uint64_t cursor = 0;
+        for (const auto& record : context_.audit->newest(last)) {
+            if (!writer->Write(record))
+                return grpc::Status::OK;
+            cursor = record.seq();
+        }
+        if (cursor == 0)
+            cursor = context_.audit->lastSeq();
+        while (request->follow() && !call->IsCancelled() && !context_.state.observability().feed.closed()) {
+            for (const auto& record : context_.audit->after(cursor, std::chrono::milliseconds(250))) {
+                if (!writer->Write(record))
+                    return grpc::Status::OK;
+                cursor = record.seq();
+            }
+        }
+        return grpc::Status::OK;
     }
 
     grpc::Status Observe(grpc::ServerContext* call, const v1::ObserveRequest* request,
@@ -247,6 +307,27 @@ public:
     }
 
 private:
+    // Manual routing: unknown names and bad requests are the caller's error
+    // (nothing changed); the audit records written are the answer.
+    template <typename Call>
+    grpc::Status routingCall(const char* rpc, v1::RoutingResponse* out, Call call)
+    {
+        if (!context_.router)
+            return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this agent does not route");
+        try {
+            for (auto& record : call())
+                *out->add_records() = std::move(record);
+            return grpc::Status::OK;
+        } catch (const std::invalid_argument& e) {
+            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+        } catch (const std::exception& e) {
+            return internalError(rpc, e);
+        }
+    }
+
+    // The socket is 0600: whoever calls runs as its owner (or holds CAP_DAC_OVERRIDE).
+    static std::string caller() { return "uid:" + std::to_string(::geteuid()); }
+
     ApiContext context_;
 };
 

@@ -12,6 +12,9 @@
 namespace shhim::agent {
 
 class ClassControl;
+class PolicyApplier;
+class Router;
+class AuditLog;
 class RouteControl;
 
 struct ApiContext {
@@ -20,7 +23,9 @@ struct ApiContext {
     ClassControl* classes = nullptr;  // priority classes in the kernel; null where not serving them
     std::chrono::steady_clock::time_point started;
     std::string version;
-    RouteControl* routes = nullptr;   // service routes in the kernel; null where not serving them
+    PolicyApplier* applier = nullptr;  // ApplyPolicy: classes, routes, router; null where not serving them
+    Router* router = nullptr;          // services, drain, restore, reroute
+    AuditLog* audit = nullptr;         // audit tail
 };
 
 class ApiServer {

@@ -114,6 +114,8 @@ std::uint32_t breakerThreshold(std::uint8_t class_id, std::uint32_t consecutive_
                                                                          : kDefaultBreakerThreshold;
 }
 
+ServiceEndpoint routeEndpoint(const std::string& text) { return endpointOf(text, "backend"); }
+
 RouteIds routeIdsOf(const RouteTables& tables)
 {
     RouteIds ids;

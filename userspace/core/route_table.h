@@ -87,6 +87,10 @@ public:
 // else 1 for life-critical and emergency and 3 for every other class.
 std::uint32_t breakerThreshold(std::uint8_t class_id, std::uint32_t consecutive_failures);
 
+// "ADDRESS:PORT" as the policy writes it, in the kernel's form (TCP).
+// Throws RouteTablesError for text that is not a socket address.
+ServiceEndpoint routeEndpoint(const std::string& text);
+
 // The ids of tables, as the next compile takes them.
 RouteIds routeIdsOf(const RouteTables& tables);
 

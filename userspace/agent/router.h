@@ -1,0 +1,100 @@
+// Self-healing reroute in the agent (issue 4): the decision engine
+// (core/decision_engine.h) fed with the kernel's evidence, its changes
+// recorded in the audit trail (recorded first, then enforced) and written
+// into the kernel's backend health, and the probes that bring an ejected
+// backend back. Thread-safe: the event loop calls onEvent/onTick/onProbes,
+// gRPC handlers the manual calls and services().
+//
+// The kernel holds one health entry per backend endpoint; the engine one
+// state per (service, backend). An endpoint is down in the kernel when any
+// service naming it wants it out. A kernel trip (DOWN_KERNEL) is never
+// overwritten by a tick: the kernel state is written only when the
+// engine's wish for that endpoint changes, or at a policy apply/restart,
+// where the kernel is reconciled with the engine.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agent/audit_log.h"
+#include "agent/metrics_state.h"
+#include "agent/policy.h"
+#include "agent/prober.h"
+#include "agent/route_control.h"
+#include "core/decision_engine.h"
+#include "core/route_table.h"
+#include "datapath/maps.h"
+#include "shhim.pb.h"
+
+namespace shhim::agent {
+
+class Router {
+public:
+    using Log = std::function<void(const std::string&)>;
+
+    Router(RouteControl& routes, AuditLog& audit, Observability& observability, ProbeWorker& probes, Log log);
+
+    // After the kernel took `tables` for `policy`. At agent start the states
+    // are rebuilt from the audit trail and reconciled with the kernel.
+    void applyPolicy(const PolicyPtr& policy, const core::RouteTables& tables, bool agent_start);
+
+    // Hard evidence (refused, reset, ICMP unreachable, 5xx, NACK) and kernel trips.
+    void onEvent(const shhim_event& event);
+    // Per tick: the kernel's backend counters (window samples), timers, probes.
+    void onTick(const std::vector<datapath::BackendRecord>& backends);
+    void onProbes(const std::vector<ProbeOutcome>& outcomes);
+
+    // Manual control: the audit records written. Throw std::invalid_argument
+    // for an unknown service or backend, or a bad request (nothing changes).
+    std::vector<v1::AuditRecord> drain(const std::string& service, const std::string& backend,
+                                       const std::string& reason, const std::string& actor,
+                                       std::optional<std::chrono::milliseconds> duration);
+    std::vector<v1::AuditRecord> restore(const std::string& service, const std::string& backend,
+                                         const std::string& reason, const std::string& actor);
+    std::vector<v1::AuditRecord> reroute(const std::string& service, const std::string& to,
+                                         const std::string& reason, const std::string& actor,
+                                         std::optional<std::chrono::milliseconds> duration);
+
+    v1::ServiceList services(const std::string& only) const;
+
+private:
+    struct BackendRef {
+        std::uint32_t id = 0;               // kernel backend id
+        core::SocketAddress address;
+        v1::AppProtocol protocol = v1::APP_PROTOCOL_TCP;
+        core::ProbeSettings probe;
+    };
+    using Pair = std::pair<std::string, std::string>;  // (service, backend as the policy writes it)
+
+    static core::EngineTime now() { return std::chrono::system_clock::now(); }
+    // Records, publishes and enforces; returns the records written. Caller holds mutex_.
+    std::vector<v1::AuditRecord> commit(const std::vector<core::Change>& changes);
+    // Writes the kernel state of every endpoint whose wanted state changed
+    // (all of them when `reconcile`). Caller holds mutex_.
+    void enforce(bool reconcile);
+    void rebuildRefs(const v1::Policy& policy, const core::RouteTables& tables);
+    void restoreAfterRestart();
+
+    RouteControl& routes_;
+    AuditLog& audit_;
+    Observability& observability_;
+    ProbeWorker& probes_;
+    Log log_;
+
+    mutable std::mutex mutex_;
+    core::DecisionEngine engine_;
+    PolicyPtr policy_;
+    std::map<Pair, BackendRef> refs_;
+    std::map<std::uint32_t, std::vector<Pair>> pairs_of_id_;
+    std::map<std::uint32_t, bool> wanted_down_;  // as last written
+    std::map<std::uint32_t, shhim_backend> previous_counts_;
+};
+
+}  // namespace shhim::agent

@@ -51,10 +51,17 @@ static __always_inline void shhim_sock_endpoint6(const struct bpf_sock_addr *ctx
 	shhim_ep_set(ep, w0, w1, w2, w3, (__be16)ctx->user_port, family, proto);
 }
 
-/* Bit i set when pools[pool][i] is a known backend in state UP. */
-static __always_inline __u32 shhim_pool_up(const struct shhim_route *route, __u32 pool)
+/*
+ * Bit i set when pools[pool][i] is a known backend in state UP. Global (and
+ * so is shhim_choose): verified once each, not once per path of the caller.
+ */
+__noinline __u32 shhim_pool_up(const struct shhim_route *route, __u32 pool)
 {
-	__u32 mask = 0, i, n = route->count[pool & 1];
+	__u32 mask = 0, i, n;
+
+	if (!route)
+		return 0;
+	n = route->count[pool & 1];
 
 	for (i = 0; i < SHHIM_ROUTE_POOL_MAX; i++) {
 		struct shhim_backend_health *h;
@@ -68,6 +75,16 @@ static __always_inline __u32 shhim_pool_up(const struct shhim_route *route, __u3
 			mask |= 1u << i;
 	}
 	return mask;
+}
+
+/* The shared choice (route_hash.h) on the route entry; *pool: the pool used. */
+__noinline __u32 shhim_choose(const struct shhim_route *route, __u32 up0, __u32 up1, __u64 key, __u32 *pool)
+{
+	__u32 up[SHHIM_POOLS] = {up0, up1};
+
+	if (!route || !pool)
+		return 0;
+	return shhim_route_choose(route, up, key, pool);
 }
 
 static __always_inline struct shhim_route_counter *shhim_route_counter_of(__u32 service_id)
@@ -84,7 +101,7 @@ static __always_inline const struct shhim_backend_health *shhim_steer(const stru
 {
 	struct shhim_route_counter *ctr;
 	const struct shhim_route *route;
-	__u32 *sid, *slot, up[SHHIM_POOLS], pool = 0, id, idx;
+	__u32 *sid, *slot, pool = 0, id, idx;
 	struct shhim_backend_health *h;
 
 	sid = bpf_map_lookup_elem(&SHHIM_MAP_ROUTE_VIPS, service);
@@ -100,9 +117,7 @@ static __always_inline const struct shhim_backend_health *shhim_steer(const stru
 		return NULL;
 	ctr = shhim_route_counter_of(*sid);
 
-	up[0] = shhim_pool_up(route, 0);
-	up[1] = shhim_pool_up(route, 1);
-	id = shhim_route_choose(route, up, cookie, &pool);
+	id = shhim_choose(route, shhim_pool_up(route, 0), shhim_pool_up(route, 1), cookie, &pool);
 	h = id ? bpf_map_lookup_elem(&SHHIM_MAP_BACKEND_HEALTH, &id) : NULL;
 	if (!h || h->endpoint.family != service->family) {
 		if (ctr)
@@ -174,6 +189,14 @@ static __always_inline int shhim_steer_sock(struct bpf_sock_addr *ctx, int ipv6,
 	return 1;
 }
 
+/* clang turns a struct memcmp into a libc call BPF has not got: compare words. */
+static __always_inline int shhim_ep_equal(const struct shhim_endpoint *x, const struct shhim_endpoint *y)
+{
+	const __u32 *a = (const __u32 *)x, *b = (const __u32 *)y;
+
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4];
+}
+
 /* recvmsg: a reply from the backend a UDP socket was steered to shows the service address. */
 static __always_inline int shhim_restore_source(struct bpf_sock_addr *ctx, int ipv6)
 {
@@ -193,7 +216,7 @@ static __always_inline int shhim_restore_source(struct bpf_sock_addr *ctx, int i
 		shhim_sock_endpoint6(ctx, &from, SHHIM_IPPROTO_UDP);
 	else
 		shhim_sock_endpoint4(ctx, &from, SHHIM_IPPROTO_UDP);
-	if (__builtin_memcmp(&from, &r->backend, sizeof(from)) != 0)
+	if (!shhim_ep_equal(&from, &r->backend))
 		return 1;
 	if (ipv6)
 		shhim_write6(ctx, &r->service);

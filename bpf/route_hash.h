@@ -41,19 +41,22 @@ static inline __u32 shhim_hrw_draw(__u64 key, __u32 backend_id)
 	return h ? h : 1;
 }
 
-/* -log2(h / 2^32) in Q24 for h in 1..2^32-1: 32 - log2(h), in (0, 32]. */
+/*
+ * -log2(h / 2^32) in Q24 for h in 1..2^32-1: 32 - log2(h), in (0, 32].
+ * Branch-free (x > c as the sign of c - x): the verifier sees one path.
+ */
 static inline __u64 shhim_neg_log2_q24(__u32 h)
 {
-	__u32 k = 0, i;
-	__u64 m, frac = 0, v = h ? h : 1;
+	__u64 v = (__u64)h | ((((__u64)h) - 1) >> 63), m, frac = 0, k = 0, t;  /* h 0 as 1 */
+	__u32 i;
 
-	if (v >> 16) { v >>= 16; k += 16; }
-	if (v >> 8)  { v >>= 8;  k += 8; }
-	if (v >> 4)  { v >>= 4;  k += 4; }
-	if (v >> 2)  { v >>= 2;  k += 2; }
-	if (v >> 1)  { k += 1; }
+	t = ((0xffffULL - v) >> 63) << 4; v >>= t; k += t;
+	t = ((0xffULL - v) >> 63) << 3;   v >>= t; k += t;
+	t = ((0xfULL - v) >> 63) << 2;    v >>= t; k += t;
+	t = ((0x3ULL - v) >> 63) << 1;    v >>= t; k += t;
+	k += (0x1ULL - v) >> 63;
 	/* mantissa h / 2^k in [1, 2) as Q31 */
-	m = (__u64)(h ? h : 1) << (31 - k);
+	m = ((__u64)h | ((((__u64)h) - 1) >> 63)) << ((31 - k) & 31);
 	for (i = 0; i < SHHIM_HRW_FRAC_BITS; i++) {
 		__u64 bit;
 
@@ -62,35 +65,40 @@ static inline __u64 shhim_neg_log2_q24(__u32 h)
 		m >>= bit;
 		frac = (frac << 1) | bit;
 	}
-	return ((__u64)(32 - k) << SHHIM_HRW_FRAC_BITS) - frac;
+	return ((32 - k) << SHHIM_HRW_FRAC_BITS) - frac;
 }
+
+/* Larger than any score (< 2^53): "nobody". */
+#define SHHIM_HRW_NOBODY (1ULL << 62)
 
 /*
  * Index of the chosen member among members[0..n) whose bit is set in
  * up_mask (and whose weight is not 0), or SHHIM_HRW_NONE. Score and index
- * travel in one integer (score << 4 | index), so the minimum is one compare.
+ * travel in one integer (score << 4 | index); ineligible members score
+ * SHHIM_HRW_NOBODY. Branch-free, so the verifier walks one path, not one
+ * per combination of members. members must hold SHHIM_ROUTE_POOL_MAX entries
+ * (as shhim_route's pools do); those from n on are ignored.
  */
 static inline int shhim_hrw_pick(const struct shhim_route_member *members, __u32 n, __u32 up_mask, __u64 key)
 {
-	__u64 best = ~0ULL;
+	__u64 best = SHHIM_HRW_NOBODY;
 	__u32 i;
 
 	for (i = 0; i < SHHIM_ROUTE_POOL_MAX; i++) {
-		__u64 score;
-		__u32 w;
+		__u64 score, w, out, lt;
 
-		if (i >= n)
-			break;
 		w = members[i].weight;
-		if (!((up_mask >> i) & 1) || !w)
-			continue;
+		/* beyond n, down, or weight 0 */
+		out = (((__u64)n - 1 - i) >> 63) | ((~(__u64)up_mask >> i) & 1) | ((w - 1) >> 63);
+		w |= (w - 1) >> 63;                                   /* 0 as 1: no division by 0 */
 		/* x < 2^29, so x << 20 < 2^49 and score << 4 < 2^53 */
 		score = (shhim_neg_log2_q24(shhim_hrw_draw(key, members[i].backend_id)) << 20) / w;
 		score = (score << 4) | i;
-		if (score < best)
-			best = score;
+		score |= (0 - out) & SHHIM_HRW_NOBODY;
+		lt = (score - best) >> 63;                            /* both < 2^63 */
+		best += (score - best) & (0 - lt);
 	}
-	if (best == ~0ULL)
+	if (best >= SHHIM_HRW_NOBODY)
 		return SHHIM_HRW_NONE;
 	return (int)(best & (SHHIM_ROUTE_POOL_MAX - 1));
 }
@@ -111,7 +119,8 @@ static inline __u32 shhim_route_choose(const struct shhim_route *route, const __
 		n = route->count[pool];
 		if (n > SHHIM_ROUTE_POOL_MAX)
 			n = SHHIM_ROUTE_POOL_MAX;
-		idx = shhim_hrw_pick(route->pools[pool], n, up[pool], key);
+		/* no variable index into the caller's stack: older verifiers refuse it */
+		idx = shhim_hrw_pick(route->pools[pool], n, pool ? up[1] : up[0], key);
 		if (idx >= 0 && idx < SHHIM_ROUTE_POOL_MAX) {
 			*pool_out = pool;
 			return route->pools[pool][idx].backend_id;

@@ -95,11 +95,13 @@ CanonicalKey canonical_key(const shhim_endpoint& sender, const shhim_endpoint& r
 
 enum class Map { Flows, Backends, Counters, Events, Config };
 
-// Every map the objects share, by pinned name (telemetry, then classes/policy).
-inline constexpr std::array<const char*, 12> kSharedMapNames = {
+// Every map the objects share, by pinned name (telemetry, classes/policy, then service routes).
+inline constexpr std::array<const char*, 19> kSharedMapNames = {
     "shhim_flows",        "shhim_backends",   "shhim_counters",       "shhim_events",
     "shhim_config",       "shhim_policy_state", "shhim_policies",     "shhim_services",
-    "shhim_rules",        "shhim_ifaces",     "shhim_class_counters", "shhim_class_buckets"};
+    "shhim_rules",        "shhim_ifaces",     "shhim_class_counters", "shhim_class_buckets",
+    "shhim_route_vips",   "shhim_routes",     "shhim_route_active",   "shhim_backend_health",
+    "shhim_backend_ids",  "shhim_route_counters", "shhim_sock_routes"};
 
 // Attached tracepoint programs; detached on destruction.
 class TracepointLinks {

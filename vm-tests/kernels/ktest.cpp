@@ -40,6 +40,7 @@
 #include "datapath/maps.h"
 #include "datapath/pins.h"
 #include "datapath/preflight.h"
+#include "datapath/route_maps.h"
 #include "datapath/shipped.h"
 #include "libbpf_log.h"
 #include "netlab.h"
@@ -442,6 +443,149 @@ private:
 		http_phase(lab, &maps, empty);
 		refused_phase(maps);
 		retransmit_phase(lab, maps);
+		reroute_phase();
+	}
+
+	// ---- service reroute: the six cgroup sock_addr programs ----
+
+	static shhim::core::ServiceEndpoint route_endpoint(int family, const char *addr, uint16_t port, uint8_t proto)
+	{
+		shhim::core::ServiceEndpoint e;
+		e.family = static_cast<uint8_t>(family);
+		e.port = port;
+		e.protocol = proto;
+		if (family == 4) {
+			e.address[10] = e.address[11] = 0xff;
+			inet_pton(AF_INET, addr, e.address.data() + 12);
+		} else {
+			inet_pton(AF_INET6, addr, e.address.data());
+		}
+		return e;
+	}
+
+	static Fd udp_socket(int family, std::chrono::milliseconds timeout)
+	{
+		Fd s(socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+		if (!s)
+			throw std::runtime_error(std::string("udp socket: ") + std::strerror(errno));
+		timeval tv{0, static_cast<suseconds_t>(timeout.count() * 1000)};
+		setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		return s;
+	}
+
+	// One datagram client -> VIP -> (rewritten) echo -> client. Returns what the
+	// client saw as the reply's source ("" when nothing came back) and whether
+	// the echo socket got it at all.
+	static std::pair<bool, std::string> udp_round_trip(int family, const sockaddr *vip, socklen_t vip_len, int echo)
+	{
+		Fd client = udp_socket(family, 1000ms);
+		const char ping[] = "ping";
+		if (sendto(client.get(), ping, sizeof(ping), 0, vip, vip_len) < 0)
+			return {false, std::string("sendto: ") + std::strerror(errno)};
+		char buf[16];
+		sockaddr_storage from{};
+		socklen_t from_len = sizeof(from);
+		if (recvfrom(echo, buf, sizeof(buf), 0, reinterpret_cast<sockaddr *>(&from), &from_len) <= 0)
+			return {false, "the echo socket received nothing"};
+		sendto(echo, buf, sizeof(ping), 0, reinterpret_cast<sockaddr *>(&from), from_len);
+		sockaddr_storage src{};
+		socklen_t src_len = sizeof(src);
+		if (recvfrom(client.get(), buf, sizeof(buf), 0, reinterpret_cast<sockaddr *>(&src), &src_len) <= 0)
+			return {true, ""};
+		char text[INET6_ADDRSTRLEN] = {};
+		uint16_t port = 0;
+		if (src.ss_family == AF_INET) {
+			const auto *in = reinterpret_cast<const sockaddr_in *>(&src);
+			inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+			port = ntohs(in->sin_port);
+		} else {
+			const auto *in6 = reinterpret_cast<const sockaddr_in6 *>(&src);
+			inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+			port = ntohs(in6->sin6_port);
+		}
+		return {true, std::string(text) + ":" + std::to_string(port)};
+	}
+
+	// Routes a TCP VIP to the lab's HTTP server and two UDP VIPs to an echo socket on
+	// loopback (this process is in the cgroup): connect4 by an HTTP GET to the VIP,
+	// connect6 by a dual-stack connect to its v4-mapped form, sendmsg4/6 by the echo
+	// receiving, recvmsg4/6 by the reply showing the VIP as its source.
+	void reroute_phase()
+	{
+		if (!loaded("shhim_connect4"))
+			return;
+		static constexpr const char *kVip4 = "198.18.0.100";
+		static constexpr const char *kVip6 = "2001:2::100";
+		static constexpr uint16_t kEchoPort = 9753;
+		try {
+			run_command({"ip", "link", "set", "lo", "up"});
+			auto routes = dp::RouteMaps::openPinned(opts_.pin_root);
+			shhim::core::RouteTables t;
+			t.backends.push_back({route_endpoint(4, Lab::kServerAddr, Lab::kHttpPort, IPPROTO_TCP), 1, 0, 0, "http"});
+			t.backends.push_back({route_endpoint(4, "127.0.0.1", kEchoPort, IPPROTO_UDP), 2, 0, 0, "echo4"});
+			t.backends.push_back({route_endpoint(6, "::1", kEchoPort, IPPROTO_UDP), 3, 0, 0, "echo6"});
+			shhim::core::RouteService http{"http", route_endpoint(4, kVip4, Lab::kHttpPort, IPPROTO_TCP), 0, 3, {{1, 1}}, {}};
+			shhim::core::RouteService echo4{"echo4", route_endpoint(4, kVip4, kEchoPort, IPPROTO_UDP), 1, 3, {{2, 1}}, {}};
+			shhim::core::RouteService echo6{"echo6", route_endpoint(6, kVip6, kEchoPort, IPPROTO_UDP), 2, 3, {{3, 1}}, {}};
+			t.services = {http, echo4, echo6};
+			routes.apply(t);
+
+			int status = 0;
+			std::string err;
+			try {
+				status = http_get(kVip4, Lab::kHttpPort, "/", 3s);
+			} catch (const std::exception &e) {
+				err = e.what();
+			}
+			verdict("shhim_connect4", status == 200,
+				std::string("GET http://") + kVip4 + ":8080/ -> " + (err.empty() ? std::to_string(status) : err));
+
+			Fd s6(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+			sockaddr_in6 mapped{};
+			mapped.sin6_family = AF_INET6;
+			mapped.sin6_port = htons(Lab::kHttpPort);
+			inet_pton(AF_INET6, "::ffff:198.18.0.100", &mapped.sin6_addr);
+			timeval tv{3, 0};
+			setsockopt(s6.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			const int rc = connect(s6.get(), reinterpret_cast<sockaddr *>(&mapped), sizeof(mapped));
+			verdict("shhim_connect6", rc == 0,
+				std::string("dual-stack connect to [::ffff:") + kVip4 + "]:8080: " +
+					(rc == 0 ? "connected" : std::strerror(errno)));
+
+			Fd echo = udp_socket(AF_INET6, 1000ms);
+			int off = 0;
+			setsockopt(echo.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+			sockaddr_in6 any{};
+			any.sin6_family = AF_INET6;
+			any.sin6_port = htons(kEchoPort);
+			if (bind(echo.get(), reinterpret_cast<sockaddr *>(&any), sizeof(any)) != 0)
+				throw std::runtime_error(std::string("bind the echo socket: ") + std::strerror(errno));
+
+			sockaddr_in vip4{};
+			vip4.sin_family = AF_INET;
+			vip4.sin_port = htons(kEchoPort);
+			inet_pton(AF_INET, kVip4, &vip4.sin_addr);
+			const auto [got4, src4] =
+				udp_round_trip(AF_INET, reinterpret_cast<sockaddr *>(&vip4), sizeof(vip4), echo.get());
+			const std::string want4 = std::string(kVip4) + ":" + std::to_string(kEchoPort);
+			verdict("shhim_sendmsg4", got4, std::string("datagram to ") + want4 + (got4 ? " reached 127.0.0.1" : ": " + src4));
+			verdict("shhim_recvmsg4", src4 == want4, "reply source " + (src4.empty() ? "none" : src4) + " (want " + want4 + ")");
+
+			sockaddr_in6 vip6{};
+			vip6.sin6_family = AF_INET6;
+			vip6.sin6_port = htons(kEchoPort);
+			inet_pton(AF_INET6, kVip6, &vip6.sin6_addr);
+			const auto [got6, src6] =
+				udp_round_trip(AF_INET6, reinterpret_cast<sockaddr *>(&vip6), sizeof(vip6), echo.get());
+			const std::string want6 = std::string(kVip6) + ":" + std::to_string(kEchoPort);
+			verdict("shhim_sendmsg6", got6, "datagram to [" + std::string(kVip6) + "]:" + std::to_string(kEchoPort) +
+								(got6 ? " reached ::1" : ": " + src6));
+			verdict("shhim_recvmsg6", src6 == want6, "reply source " + (src6.empty() ? "none" : src6) + " (want " + want6 + ")");
+		} catch (const std::exception &e) {
+			for (const char *p : {"shhim_connect4", "shhim_connect6", "shhim_sendmsg4", "shhim_sendmsg6",
+					      "shhim_recvmsg4", "shhim_recvmsg6"})
+				verdict(p, false, std::string("reroute phase: ") + e.what());
+		}
 	}
 
 	// kHttpRequests GETs, each on a new connection.

@@ -91,7 +91,7 @@ BackendState stateOf(const DecisionEngine& e, const std::string& backend, const 
     return statusOf(e.snapshot(), service, backend).state;
 }
 
-ServiceRoute routeOf(const DecisionEngine& e, const std::string& service = "fhir")
+WantedRoute routeOf(const DecisionEngine& e, const std::string& service = "fhir")
 {
     for (const auto& r : e.routes())
         if (r.service == service)

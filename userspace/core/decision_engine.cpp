@@ -601,11 +601,11 @@ std::vector<Change> DecisionEngine::reroute(const std::string& service_name, std
 
 // --- views ---------------------------------------------------------------
 
-std::vector<ServiceRoute> DecisionEngine::routes() const
+std::vector<WantedRoute> DecisionEngine::routes() const
 {
-    std::vector<ServiceRoute> routes;
+    std::vector<WantedRoute> routes;
     for (const auto& [name, svc] : services_) {
-        ServiceRoute route{name, svc.status.active, svc.status.fail_open, {}};
+        WantedRoute route{name, svc.status.active, svc.status.fail_open, {}};
         bool all_primary_drained = true;
         for (const auto& b : svc.backends)
             if (b.status.pool == Pool::Primary && !b.status.drain)

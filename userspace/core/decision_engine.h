@@ -96,17 +96,17 @@ struct EngineSnapshot {
 };
 
 // What the kernel must hold for one service.
-struct RouteBackend {
+struct WantedBackend {
     std::string backend;
     Pool pool = Pool::Primary;
     bool routable = false;               // new connections may go to it
 };
 
-struct ServiceRoute {
+struct WantedRoute {
     std::string service;
     Pool active = Pool::Primary;
     bool fail_open = false;
-    std::vector<RouteBackend> backends;  // every backend of both pools
+    std::vector<WantedBackend> backends;  // every backend of both pools
 };
 
 struct ProbeTarget {
@@ -145,7 +145,7 @@ public:
     // as it is returned, so a probe in flight is not asked for twice.
     std::vector<ProbeTarget> probesDue(EngineTime now);
 
-    std::vector<ServiceRoute> routes() const;
+    std::vector<WantedRoute> routes() const;
     EngineSnapshot snapshot() const;
     // After applyPolicy at agent start: states rebuilt from the kernel's
     // health map and the audit trail. Pairs not in the policy are ignored;

@@ -21,11 +21,13 @@ inline constexpr std::string_view kXdpLinkPrefix = "xdp@";
 inline constexpr std::string_view kSockopsLink = "sockops@cgroup";
 inline constexpr std::string_view kTracepointLinkPrefix = "tp@";
 
-// Telemetry maps, then the priority-class maps (datapath/policy_maps.h).
-inline constexpr std::array<std::string_view, 12> kMapNames = {
+// Telemetry maps, then the priority-class maps (datapath/policy_maps.h),
+// then packet capture (datapath/capture.h).
+inline constexpr std::array<std::string_view, 14> kMapNames = {
     "shhim_flows",         "shhim_backends",       "shhim_counters",     "shhim_events",
     "shhim_config",        "shhim_policy_state",   "shhim_policies",     "shhim_services",
-    "shhim_rules",         "shhim_ifaces",         "shhim_class_counters", "shhim_class_buckets"};
+    "shhim_rules",         "shhim_ifaces",         "shhim_class_counters", "shhim_class_buckets",
+    "shhim_capture_config", "shhim_capture_ring"};
 
 inline std::string join(std::string_view root, std::string_view a)
 {

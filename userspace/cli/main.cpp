@@ -20,6 +20,7 @@
 
 #include <CLI/CLI.hpp>
 #include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include "cli/printers.h"
@@ -329,6 +330,52 @@ int runCapture(const Globals& globals, const CaptureOptions& options)
     return EXIT_SUCCESS;
 }
 
+// `flowlog check`: every line of every file parses as a shhim.v1.Flow
+// (the protobuf JSON mapping, unknown fields refused). No agent needed.
+int checkFlowLogs(const std::vector<std::string>& files)
+{
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = false;
+    int bad_files = 0;
+    for (const auto& name : files) {
+        std::ifstream in(name, std::ios::binary);
+        if (!in) {
+            std::cerr << name << ": cannot read: " << std::strerror(errno) << "\n";
+            ++bad_files;
+            continue;
+        }
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::uint64_t records = 0, line_no = 0;
+        bool ok = true;
+        if (!text.empty() && text.back() != '\n') {
+            std::cerr << name << ": the last line is not complete (no newline)\n";
+            ok = false;
+        }
+        std::size_t start = 0;
+        while (start < text.size()) {
+            std::size_t end = text.find('\n', start);
+            if (end == std::string::npos)
+                end = text.size();
+            ++line_no;
+            shhim::v1::Flow flow;
+            const auto status =
+                google::protobuf::util::JsonStringToMessage(text.substr(start, end - start), &flow, options);
+            if (!status.ok()) {
+                std::cerr << name << ":" << line_no << ": not a shhim.v1.Flow: " << status.message() << "\n";
+                ok = false;
+            } else {
+                ++records;
+            }
+            start = end + 1;
+        }
+        if (ok)
+            std::cout << name << ": " << records << (records == 1 ? " flow" : " flows") << ", every line a shhim.v1.Flow\n";
+        else
+            ++bad_files;
+    }
+    return bad_files == 0 ? EXIT_SUCCESS : kExitInvalidPolicy;
+}
+
 // CLI11 validator: a literal IPv4 or IPv6 address ("" when valid).
 std::string checkHostAddress(const std::string& text)
 {
@@ -526,6 +573,18 @@ int main(int argc, char** argv)
         "  shhimctl capture -c 50 --service fhir -w fhir.pcap && tshark -r fhir.pcap\n"
         "  shhimctl capture -c 20 --host 198.18.0.10 --iface eth1 -w - | tshark -r -");
     capture->callback([&] { run = [&] { return runCapture(globals, capture_options); }; });
+
+    auto* flowlog = app.add_subcommand("flowlog", "check the JSON lines of shhimd --flow-log files");
+    flowlog->require_subcommand(1);
+    std::vector<std::string> flowlog_files;
+    auto* flowlog_check = flowlog->add_subcommand(
+        "check", "every line of each FILE parses as a shhim.v1.Flow (exit 2 naming the first bad lines)");
+    flowlog_check->add_option("FILE", flowlog_files, "flow log files (FILE, FILE.1, ...)")->required();
+    flowlog_check->footer(
+        "Needs no agent. Each line must be one protobuf-JSON shhim.v1.Flow (the message `shhimctl flows\n"
+        "-o json` lists), unknown fields refused, and end with a newline.\n\n"
+        "Examples:\n  shhimctl flowlog check /var/log/shhim/flows.jsonl*");
+    flowlog_check->callback([&] { run = [&] { return checkFlowLogs(flowlog_files); }; });
 
     Output classes_output = Output::Table;
     auto* classes = app.add_subcommand(

@@ -100,7 +100,13 @@ static __noinline void shhim_capture_armed(SHHIM_HOOK_CTX *ctx, struct shhim_cap
 		__sync_fetch_and_add(&cfg->remaining, 1);
 		return;
 	}
-	if (SHHIM_LOAD_BYTES(ctx, 0, s->data, cut)) {
+	/*
+	 * Checked again on the very register passed to the helper: older
+	 * verifiers (6.1) do not carry the bounds checked above over to a copy
+	 * the compiler made before the check.
+	 */
+	asm volatile("" : "+r"(cut));
+	if (cut < SHHIM_ETH_HLEN || cut > SHHIM_CAPTURE_MAX_BYTES || SHHIM_LOAD_BYTES(ctx, 0, s->data, cut)) {
 		bpf_ringbuf_discard(s, 0);
 		__sync_fetch_and_add(&cfg->remaining, 1);
 		return;

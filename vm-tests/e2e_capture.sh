@@ -10,7 +10,9 @@
 #      packets the kernel counted on those flows (shhimctl flows); 5 SYNs, 5
 #      SYN-ACKs. A second capture meanwhile is refused (one at a time).
 #   3. The same over IPv6 (--host), count 12.
-#   4. Bad filters print the usage and exit 2; the agent is left disarmed.
+#   4. --service fhir (a policy applied with shhimctl): only packets to its
+#      address and backends, all of them.
+#   5. Bad filters print the usage and exit 2.
 set -euo pipefail
 # shellcheck source=vm-tests/lib/testbed.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/testbed.sh"
@@ -147,7 +149,50 @@ tb_check "every IPv6 frame is [$TB_CLIENT_IP6]:* <-> [$TB_SVC_IP6_1]:$HTTP_PORT"
   only_between "$pcap3" "$TB_CLIENT_IP6" "$TB_SVC_IP6_1" "$HTTP_PORT"
 tb_check "every IPv6 frame ends at its TCP header" every_frame_cut_at_l4 "$pcap3"
 
-# ---- 4. bad filters: usage, exit 2, nothing armed ----
+# ---- 4. --service: the service's address and every backend, from the applied policy ----
+cat >"$TB_DIR/policy.yaml" <<YAML
+schema_version: 1
+name: e2e-capture
+services:
+  - name: fhir
+    address: $TB_SVC_IP1:$HTTP_PORT
+    protocol: http
+    class: clinical
+    backends:
+      primary: [$TB_SVC_IP1:$HTTP_PORT]
+      fallback: [$TB_SVC_IP2:$PORT2]
+YAML
+tb_check "policy with service fhir applied" tb_ctl policy apply "$TB_DIR/policy.yaml"
+# Packets the kernel counted so far on flows to either fhir endpoint.
+fhir_packets() {
+  tb_ctl flows --top 0 -o json | jq --arg a "$TB_SVC_IP1" --arg b "$TB_SVC_IP2" \
+    '[.flows[]? | select(.server.address == $a or .server.address == $b)
+      | ((.packets_to_server // 0 | tonumber) + (.packets_to_client // 0 | tonumber))] | add // 0'
+}
+before="$(fhir_packets)"
+pcap4="$TB_DIR/service.pcap"
+"$TB_SHHIMCTL" --socket "$TB_SOCKET" capture --count 1000 --service fhir -w "$pcap4" >"$TB_DIR/capture4.out" 2>&1 &
+cap4=$!
+tb_track_pid "$cap4"
+tb_wait_for "capture 4 armed" 10 capture_started 4 || tb_die "capture 4 was not armed"
+tb_loadgen --http "$TB_SVC_IP1:$HTTP_PORT" --count 2 --connection new --report "$TB_DIR/load4a.json" >/dev/null
+tb_loadgen --http "$TB_SVC_IP2:$PORT2" --count 2 --connection new --report "$TB_DIR/load4b.json" >/dev/null
+tb_loadgen --http "[$TB_SVC_IP6_1]:$HTTP_PORT" --count 2 --connection new --report "$TB_DIR/load4c.json" >/dev/null
+service_caught_up() { [[ "$(frame_count "$pcap4")" == "$(($(fhir_packets) - before))" ]]; }
+tb_wait_for "the pcap to hold every fhir packet" 10 service_caught_up || true
+kill -INT "$cap4"
+tb_wait_for "capture 4 to exit" 10 tb__not_alive "$cap4" || true
+tb_wait_pid "$cap4" || true
+tb_expect_eq "frames of --service fhir = packets to its address and backends" "$(($(fhir_packets) - before))" \
+  "$(frame_count "$pcap4")"
+tb_expect_eq "SYNs: two connections to each fhir endpoint, none to others" 4 "$(flag_count "$pcap4" 0x0002)"
+only_fhir() {
+  tshark_fields "$pcap4" -e ip.src -e ip.dst -e ipv6.src |
+    awk -v a="$TB_SVC_IP1" -v b="$TB_SVC_IP2" '$1 != a && $1 != b && $2 != a && $2 != b { bad = 1 } END { exit bad || NR == 0 }'
+}
+tb_check "every frame is to or from a fhir endpoint (no IPv6 traffic of another service)" only_fhir
+
+# ---- 5. bad filters: usage, exit 2, nothing armed ----
 bad_args=(
   "--count 5 --host not-an-address -w $TB_DIR/bad.pcap"
   "--count 5 --port 70000 -w $TB_DIR/bad.pcap"
@@ -165,7 +210,7 @@ for args in "${bad_args[@]}"; do
 done
 rc=0
 tb_ctl capture --count 5 --service no-such-service -w "$TB_DIR/bad.pcap" >"$TB_DIR/bad.out" 2>&1 || rc=$?
-tb_expect_eq "capture --service unknown (no policy): exit status" 2 "$rc"
+tb_expect_eq "capture --service unknown: exit status" 2 "$rc"
 names_service() { grep -q "no-such-service" "$TB_DIR/bad.out"; }
 tb_check "the error names the service: $(head -n1 "$TB_DIR/bad.out")" names_service
 

@@ -123,7 +123,7 @@ enum shhim_role_hint {
 struct shhim_pkt {
 	struct shhim_flow_key key; /* canonical */
 	__u32 l3_len;              /* IP header and up, from the IP header */
-	__u32 payload_off;         /* L4 payload, from the start of the frame */
+	__u32 payload_off;         /* L4 payload (ICMP: after its 8-byte header), from the start of the frame */
 	__u32 payload_len;         /* L4 payload bytes (0 for ICMP) */
 	__u8 kind;                 /* enum shhim_pkt_kind */
 	__u8 sender_is_b;          /* the sender (for errors: of the quoted packet) is key.b */
@@ -478,6 +478,7 @@ static __always_inline __u32 shhim_parse_ipv4(SHHIM_HOOK_CTX *ctx, void *data, v
 
 		if (l4len < SHHIM_ICMP_HLEN || (void *)(icmp + SHHIM_ICMP_HLEN) > data_end)
 			return SHHIM_CTR_PERR_ICMP_TRUNC;
+		pkt->payload_off = l4off + SHHIM_ICMP_HLEN; /* where a capture cuts */
 		type = icmp[0];
 		if (type == SHHIM_ICMP_DEST_UNREACH || type == SHHIM_ICMP_TIME_EXCEEDED) {
 			pkt->icmp_type = type;
@@ -541,6 +542,7 @@ static __always_inline __u32 shhim_parse_ipv6(SHHIM_HOOK_CTX *ctx, void *data, v
 
 		if (l4len < SHHIM_ICMP_HLEN || (void *)(icmp + SHHIM_ICMP_HLEN) > data_end)
 			return SHHIM_CTR_PERR_ICMP_TRUNC;
+		pkt->payload_off = l4off + SHHIM_ICMP_HLEN; /* where a capture cuts */
 		type = icmp[0];
 		if (type == SHHIM_ICMPV6_DEST_UNREACH || type == SHHIM_ICMPV6_PKT_TOOBIG ||
 		    type == SHHIM_ICMPV6_TIME_EXCEED) {

@@ -508,6 +508,71 @@ struct shhim_class_bucket {
 	__u64 tat_ns;           /* GCRA: theoretical arrival time of the next packet */
 };
 
+/*
+ * ---- Packet capture (issue 6): `shhimctl capture` ----
+ *
+ * The agent arms a capture by writing the one entry of shhim_capture_config:
+ * a session id, a filter and `remaining`, the number of samples still to
+ * send. XDP ingress and TC egress look the entry up on every parsed packet
+ * (disarmed: one array lookup and a branch); a matching packet takes one
+ * unit of `remaining` with an atomic fetch-and-add, so exactly `remaining`
+ * packets are sent even with many CPUs, and copies its frame cut at the end
+ * of its L4 header (Ethernet, VLAN tags, IP, extension headers, TCP with
+ * options, UDP or ICMP header), at most SHHIM_CAPTURE_MAX_BYTES, to its own
+ * ring buffer (so samples never crowd failure events out of shhim_events).
+ * No payload byte is ever copied.
+ */
+#define SHHIM_MAP_CAPTURE_CONFIG   shhim_capture_config
+#define SHHIM_MAP_CAPTURE_RING     shhim_capture_ring
+#define SHHIM_CAPTURE_RING_BYTES   (256 * 1024)
+/* Longest header chain copied; a longer one is cut here (still no payload). */
+#define SHHIM_CAPTURE_MAX_BYTES    192
+/* Endpoints a filter may name (a service's VIP and its backends). */
+#define SHHIM_CAPTURE_MAX_MATCHES  16
+
+/*
+ * One endpoint of a capture filter. A packet matches when one of its two
+ * endpoints has this address (if match_addr) and this port (if port != 0).
+ * match_addr 0 and port 0: every packet.
+ */
+struct shhim_capture_match {
+	__u8 addr[16];          /* IPv4-mapped for IPv4 */
+	__be16 port;            /* network order; 0: any */
+	__u8 match_addr;        /* 0: any address */
+	__u8 pad;
+};
+
+/* The one entry of shhim_capture_config. Written whole, by the agent only. */
+struct shhim_capture_config {
+	__s64 remaining;        /* samples still to send; <= 0: disarmed */
+	__u32 session;          /* copied into every sample; samples of other sessions are stale */
+	__u32 ifindex;          /* 0: any interface */
+	__u32 n_matches;        /* 0: every packet; else any of matches[0..n) */
+	__u32 pad;
+	struct shhim_capture_match matches[SHHIM_CAPTURE_MAX_MATCHES];
+};
+
+/* One captured packet, a record of shhim_capture_ring. */
+struct shhim_capture_sample {
+	__u64 ts_ns;            /* bpf_ktime_get_ns() when the hook saw it */
+	__u32 session;
+	__u32 ifindex;
+	__u32 wire_len;         /* length of the whole frame on the wire */
+	__u16 cap_len;          /* bytes of data[] that hold the frame's headers */
+	__u8 hook;              /* enum shhim_hook: XDP ingress or TC egress */
+	__u8 pad;
+	__u8 data[SHHIM_CAPTURE_MAX_BYTES];
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct shhim_capture_match) == 20, "shhim_capture_match ABI");
+static_assert(sizeof(struct shhim_capture_config) == 24 + 20 * SHHIM_CAPTURE_MAX_MATCHES, "shhim_capture_config ABI");
+static_assert(sizeof(struct shhim_capture_sample) == 24 + SHHIM_CAPTURE_MAX_BYTES, "shhim_capture_sample ABI");
+#elif defined(__BPF__)
+_Static_assert(sizeof(struct shhim_capture_config) == 24 + 20 * SHHIM_CAPTURE_MAX_MATCHES, "shhim_capture_config ABI");
+_Static_assert(sizeof(struct shhim_capture_sample) == 24 + SHHIM_CAPTURE_MAX_BYTES, "shhim_capture_sample ABI");
+#endif
+
 #ifdef __cplusplus
 static_assert(sizeof(struct shhim_endpoint) == 20, "shhim_endpoint ABI");
 static_assert(sizeof(struct shhim_flow_key) == 40, "shhim_flow_key ABI");

@@ -19,6 +19,7 @@
 #include "parse.bpf.h"
 #include "flow.bpf.h"
 #include "class.bpf.h"
+#include "capture.bpf.h"
 
 #define TC_ACT_OK   0
 #define TC_ACT_SHOT 2
@@ -124,6 +125,7 @@ int shhim_tc_egress(struct __sk_buff *skb)
 	__u64 linear = data_end - data;
 	struct shhim_pkt pkt = {};
 	__u32 verdict_ctr, cls = SHHIM_CLASS_NONE;
+	int verdict;
 
 	shhim_count(SHHIM_CTR_TC_PACKETS);
 	verdict_ctr = shhim_parse_frame(skb, skb->len, &pkt);
@@ -144,7 +146,11 @@ int shhim_tc_egress(struct __sk_buff *skb)
 		shhim_count(verdict_ctr);
 	else
 		cls = shhim_account(skb, &pkt, gen);
-	return shhim_tc_class(skb, &pkt, state, cls);
+	verdict = shhim_tc_class(skb, &pkt, state, cls);
+	/* After marking: the sample shows the DSCP the packet leaves with. */
+	if (!verdict_ctr)
+		shhim_capture(skb, &pkt, skb->len);
+	return verdict;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

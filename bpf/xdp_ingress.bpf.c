@@ -17,6 +17,7 @@
 #include "parse.bpf.h"
 #include "flow.bpf.h"
 #include "class.bpf.h"
+#include "capture.bpf.h"
 
 /*
  * Rewrites the DSCP of the IP header at pkt->l3_off in place (ECN kept,
@@ -115,6 +116,8 @@ int shhim_xdp_ingress(struct xdp_md *ctx)
 	else
 		cls = shhim_account(ctx, &pkt, gen);
 	shhim_xdp_class(ctx, &pkt, gen, cls, bytes);
+	if (!verdict_ctr)
+		shhim_capture(ctx, &pkt, (__u32)bytes);
 	return XDP_PASS;
 }
 

@@ -21,6 +21,8 @@ readonly PACKAGES=(
   prometheus chromium nodejs
   # kernel matrix (vm-tests/kernels.sh): Debian LTS kernels booted under qemu
   qemu-system-x86 busybox-static xz-utils zstd bc binutils
+  # packet capture test (vm-tests/e2e_capture.sh) reads pcaps back with tshark
+  tshark
 )
 
 log() { printf 'setup-deps: %s\n' "$*" >&2; }
@@ -43,6 +45,9 @@ else
   fi
   log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # wireshark-common asks whether non-root users may capture: no (shhim's
+  # tests only read pcap files, as root).
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   # Packages like prometheus start a daemon on install; the tests start their own
   # on loopback, so forbid service starts while installing (policy-rc.d exit 101).
   guard=/usr/sbin/policy-rc.d

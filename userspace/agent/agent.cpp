@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 
+#include "agent/flow_log.h"
 #include "agent/http_server.h"
 #include "agent/logging.h"
 #include "agent/policy.h"
@@ -120,6 +121,45 @@ private:
     std::optional<std::chrono::steady_clock::time_point> previous_time_;
 };
 
+// --flow-log: scans the kernel's flow table once a second and writes the
+// finished, evicted and long-running flows (core/flow_log.h says which).
+class FlowLogger {
+public:
+    static constexpr std::int64_t kScanEveryNs = 1'000'000'000;
+
+    explicit FlowLogger(const FlowLogOptions& options)
+        : writer_(options.path, options.limits), tracker_(options.timing)
+    {
+    }
+
+    void tick(const datapath::Maps& maps, std::int64_t mono_ns)
+    {
+        if (mono_ns - last_scan_ns_ < kScanEveryNs)
+            return;
+        last_scan_ns_ = mono_ns;
+        try {
+            std::vector<std::pair<shhim_flow_key, shhim_flow>> flows;
+            for (const auto& record : maps.flows())
+                flows.emplace_back(record.key, record.flow);
+            const std::int64_t offset = core::monoToUnixOffsetNs(clockNs(CLOCK_REALTIME), mono_ns);
+            for (const auto& entry : tracker_.scan(flows, static_cast<std::uint64_t>(mono_ns)))
+                writer_.write(core::toFlow(entry.key, entry.flow, offset));
+            last_error_.clear();
+        } catch (const std::exception& e) {
+            // A full disk must not stop the agent; say it once until it changes.
+            if (last_error_ != e.what())
+                spdlog::error("{}", e.what());
+            last_error_ = e.what();
+        }
+    }
+
+private:
+    FlowLogWriter writer_;
+    core::FlowLogTracker tracker_;
+    std::int64_t last_scan_ns_ = 0;
+    std::string last_error_;
+};
+
 void addToEpoll(int epoll_fd, int fd, const char* what)
 {
     epoll_event event = {};
@@ -171,6 +211,15 @@ int runAgent(const AgentOptions& options)
     // Before touching the kernel: a second agent on the same socket would
     // answer for a datapath it does not own.
     claimSocketPath(options.socket_path);
+
+    // Also before the kernel: a flow log that cannot be written changes nothing.
+    std::optional<FlowLogger> flow_log;
+    if (!options.flow_log.path.empty()) {
+        flow_log.emplace(options.flow_log);
+        spdlog::info("flow log {}: rotated at {} bytes, {} old files kept, long flows every {} s",
+                     options.flow_log.path, options.flow_log.limits.max_bytes, options.flow_log.limits.keep,
+                     options.flow_log.timing.periodic_ns / 1'000'000'000);
+    }
 
     if (options.load.interfaces.empty())
         spdlog::warn("no --iface given: packet hooks (XDP, TC) are not attached; only socket-level telemetry");
@@ -277,6 +326,8 @@ int runAgent(const AgentOptions& options)
                     history.tick(backends, state.observability());
                     classes->tick(static_cast<std::uint64_t>(clockNs(CLOCK_MONOTONIC)));
                     router.onTick(backends);
+                    if (flow_log)
+                        flow_log->tick(datapath.maps(), clockNs(CLOCK_MONOTONIC));
                     const std::uint64_t lost = datapath.maps().counters()[SHHIM_CTR_EVENTS_LOST];
                     if (lost > events_lost)
                         spdlog::warn("{} failure events lost (ring buffer full) since the last tick",

@@ -8,9 +8,17 @@
 #include <chrono>
 #include <string>
 
+#include "core/flow_log.h"
 #include "datapath/loader.h"
 
 namespace shhim::agent {
+
+// --flow-log: finished and periodic flow records (agent/flow_log.h).
+struct FlowLogOptions {
+    std::string path;  // "" = no flow log
+    core::RotationLimits limits;
+    core::FlowLogTiming timing;
+};
 
 struct AgentOptions {
     datapath::LoadOptions load;
@@ -20,6 +28,7 @@ struct AgentOptions {
     std::string audit_path = "/var/lib/shhim/audit.jsonl";
     std::chrono::milliseconds tick{100};
     std::string version;
+    FlowLogOptions flow_log;
 };
 
 // Blocks SIGINT, SIGTERM and SIGHUP in the calling thread; call before any

@@ -12,6 +12,7 @@
 
 #include "agent/agent.h"
 #include "agent/logging.h"
+#include "core/flow_log.h"
 #include "datapath/error.h"
 #include "datapath/loader.h"
 #include "datapath/preflight.h"
@@ -48,6 +49,10 @@ struct Flags {
     std::string xdp_mode = "auto";
     std::string log_level = "info";
     bool no_tracepoints = false;
+    std::string flow_log;
+    double flow_log_max_mb = 100;
+    std::uint32_t flow_log_keep = 5;
+    std::uint32_t flow_log_interval_s = 10;
 };
 
 const char* kExamples = R"(
@@ -65,6 +70,9 @@ Examples:
     shhimd --iface eth0 --flow-entries 262144 --syn-timeout-ms 3000 --tick-ms 250
   A private test instance (own pin root and socket):
     shhimd --iface veth0 --pin-root /sys/fs/bpf/shhim-test --socket /tmp/shhimd-test.sock --log-level debug
+  Log finished flows (and long ones every 10 s) as JSON lines, rotated at
+  50 MB, 4 old files kept (flows.jsonl.1 .. flows.jsonl.4):
+    shhimd --iface eth0 --flow-log /var/log/shhim/flows.jsonl --flow-log-max-size 50 --flow-log-keep 4
   Metrics and dashboard on another loopback port (Prometheus scrapes
   http://127.0.0.1:9500/metrics, a browser opens http://127.0.0.1:9500/):
     shhimd --iface eth0 --http-listen 127.0.0.1:9500
@@ -157,6 +165,10 @@ int runAgent(const Flags& flags)
     options.load.xdp_mode = parseXdpMode(flags.xdp_mode);
     options.load.tracepoints = !flags.no_tracepoints;
     options.load.log = shhim::agent::datapathLog();
+    options.flow_log.path = flags.flow_log;
+    options.flow_log.limits.max_bytes = shhim::core::flowLogMaxBytes(flags.flow_log_max_mb);
+    options.flow_log.limits.keep = flags.flow_log_keep;
+    options.flow_log.timing.periodic_ns = std::uint64_t(flags.flow_log_interval_s) * 1'000'000'000;
     if (flags.cgroup == "none") {
         options.load.cgroup_path.clear();
     } else if (!flags.cgroup.empty()) {
@@ -263,6 +275,33 @@ int main(int argc, char** argv)
         ->type_name("N")
         ->check(CLI::Range(1u, 600000u))
         ->default_str("1000");
+
+    auto* flow_log = app.add_option("--flow-log", flags.flow_log,
+                                    "Write finished flows (and long flows periodically) to FILE as JSON lines, "
+                                    "each the protobuf JSON of shhim.v1.Flow; rotated by size")
+                         ->group("Flow log")
+                         ->type_name("FILE");
+    app.add_option("--flow-log-max-size", flags.flow_log_max_mb,
+                   "Rotate FILE before it would exceed this many MB (decimal: 0.05 = 50,000 bytes)")
+        ->group("Flow log")
+        ->type_name("MB")
+        ->check(CLI::Range(0.001, 1e6))
+        ->needs(flow_log)
+        ->default_str("100");
+    app.add_option("--flow-log-keep", flags.flow_log_keep,
+                   "Rotated files kept: FILE.1 (newest) .. FILE.N; 0 keeps none")
+        ->group("Flow log")
+        ->type_name("N")
+        ->check(CLI::Range(0u, 1000u))
+        ->needs(flow_log)
+        ->default_str("5");
+    app.add_option("--flow-log-interval", flags.flow_log_interval_s,
+                   "A flow still running gets a record every this many seconds")
+        ->group("Flow log")
+        ->type_name("SECONDS")
+        ->check(CLI::Range(1u, 86400u))
+        ->needs(flow_log)
+        ->default_str("10");
 
     try {
         app.parse(argc, argv);

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <net/if.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 
@@ -19,8 +21,10 @@
 #include "agent/policy_apply.h"
 #include "agent/router.h"
 #include "agent/http_views.h"
+#include "core/capture.h"
 #include "core/feed.h"
 #include "core/telemetry.h"
+#include "datapath/capture.h"
 #include "datapath/error.h"
 #include "shhim.grpc.pb.h"
 
@@ -306,6 +310,37 @@ public:
         }
     }
 
+    // Packet samples: arm, stream, disarm. The kernel sends exactly `count`
+    // samples; the loop ends when all are written, the client cancels or
+    // hangs up, or the agent stops (gRPC cancels the call).
+    grpc::Status Capture(grpc::ServerContext* call, const v1::CaptureRequest* request,
+                         grpc::ServerWriter<v1::CapturedPacket>* writer) override
+    {
+        std::unique_lock<std::mutex> only_one(capture_mutex_, std::try_to_lock);
+        if (!only_one.owns_lock())
+            return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                "another capture is running; wait for it to finish (one capture at a time)");
+        std::uint32_t ifindex = 0;
+        if (!request->interface().empty()) {
+            ifindex = ::if_nametoindex(request->interface().c_str());
+            if (ifindex == 0)
+                return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                    "interface '" + request->interface() + "' does not exist on the agent's host");
+        }
+        shhim_capture_config config;
+        try {
+            const PolicyPtr policy = context_.state.appliedPolicy();
+            config = core::captureConfig(*request, policy ? &policy->validated.policy : nullptr, ifindex);
+        } catch (const core::CaptureRequestError& e) {
+            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+        }
+        try {
+            return streamCapture(call, *request, config, writer);
+        } catch (const std::exception& e) {
+            return internalError("Capture", e);
+        }
+    }
+
 private:
     // Manual routing: unknown names and bad requests are the caller's error
     // (nothing changed); the audit records written are the answer.
@@ -327,8 +362,51 @@ private:
 
     // The socket is 0600: whoever calls runs as its owner (or holds CAP_DAC_OVERRIDE).
     static std::string caller() { return "uid:" + std::to_string(::geteuid()); }
+    grpc::Status streamCapture(grpc::ServerContext* call, const v1::CaptureRequest& request,
+                               const shhim_capture_config& config, grpc::ServerWriter<v1::CapturedPacket>* writer)
+    {
+        // How often a capture with nothing to read checks whether its client left.
+        constexpr auto kIdleCheck = std::chrono::milliseconds(200);
+        const std::uint64_t count = request.count();
+        const std::int64_t offset = monoToUnixNow();
+        std::uint64_t sent = 0;
+        bool client_gone = false;
+        datapath::CaptureSession session(context_.datapath.pinRoot(), [&](const shhim_capture_sample& sample) {
+            if (client_gone || sent >= count)
+                return;
+            v1::CapturedPacket packet = core::toCapturedPacket(sample, offset, sent + 1);
+            char name[IF_NAMESIZE] = {};
+            if (::if_indextoname(sample.ifindex, name))
+                packet.set_interface(name);
+            if (!writer->Write(packet)) {
+                client_gone = true;
+                return;
+            }
+            ++sent;
+        });
+        session.arm(config);
+        spdlog::info("capture {} started: {} packets, filter {}", session.session(), count, describe(request));
+        while (sent < count && !client_gone && !call->IsCancelled())
+            session.poll(kIdleCheck);
+        session.disarm();
+        spdlog::info("capture {} ended: {} of {} packets sent{}", session.session(), sent, count,
+                     sent < count ? " (client left)" : "");
+        return grpc::Status::OK;
+    }
+
+    static std::string describe(const v1::CaptureRequest& request)
+    {
+        std::string filter = !request.service().empty() ? "service " + request.service()
+                             : !request.host().empty()  ? "host " + request.host()
+                             : request.port() != 0      ? "port " + std::to_string(request.port())
+                                                        : std::string("none");
+        if (!request.interface().empty())
+            filter += " on " + request.interface();
+        return filter;
+    }
 
     ApiContext context_;
+    std::mutex capture_mutex_;  // one capture at a time: the kernel has one capture config
 };
 
 std::string errnoText(int error) { return datapath::errnoText(error); }

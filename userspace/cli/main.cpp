@@ -2,6 +2,12 @@
 // RPC to the agent's Unix socket and a printer (cli/printers.h), except
 // `policy check`, which checks a policy file locally with no agent.
 #include <cerrno>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -11,14 +17,18 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include "cli/printers.h"
 #include "core/audit.h"
+#include "core/capture.h"
+#include "core/pcap.h"
 #include "core/policy.h"
 #include "core/policy_file.h"
 #include "shhim.grpc.pb.h"
@@ -254,6 +264,180 @@ int runObserve(const Globals& globals, const ObserveOptions& options)
     return EXIT_SUCCESS;
 }
 
+struct CaptureOptions {
+    std::uint32_t count = 0;
+    std::string service;
+    std::string host;
+    std::uint32_t port = 0;
+    std::string interface;
+    std::string file;
+    bool micros = false;
+};
+
+// Cancels the capture's call on SIGINT/SIGTERM. The signals are blocked in
+// every thread (before gRPC starts any) and taken here with sigtimedwait,
+// so the cancel runs in a normal thread, not a signal handler.
+class InterruptWatcher {
+public:
+    explicit InterruptWatcher(grpc::ClientContext& context) : context_(context)
+    {
+        sigset_t signals = interruptSignals();
+        pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+        // A shell starts background commands with SIGINT ignored, and an
+        // ignored signal is never pending: take both back while blocked.
+        ::signal(SIGINT, SIG_DFL);
+        ::signal(SIGTERM, SIG_DFL);
+        thread_ = std::thread([this, signals] {
+            const timespec tick{0, 100'000'000};
+            while (!done_) {
+                if (::sigtimedwait(&signals, nullptr, &tick) > 0) {
+                    interrupted_ = true;
+                    context_.TryCancel();
+                    return;
+                }
+            }
+        });
+    }
+    ~InterruptWatcher()
+    {
+        done_ = true;
+        thread_.join();
+    }
+    InterruptWatcher(const InterruptWatcher&) = delete;
+    InterruptWatcher& operator=(const InterruptWatcher&) = delete;
+    bool interrupted() const { return interrupted_; }
+
+private:
+    static sigset_t interruptSignals()
+    {
+        sigset_t signals;
+        sigemptyset(&signals);
+        sigaddset(&signals, SIGINT);
+        sigaddset(&signals, SIGTERM);
+        return signals;
+    }
+    grpc::ClientContext& context_;
+    std::atomic<bool> done_{false};
+    std::atomic<bool> interrupted_{false};
+    std::thread thread_;
+};
+
+// `capture`: one server-streaming RPC; every packet is appended to the pcap
+// file (and flushed) as it arrives, so Ctrl-C leaves a complete file.
+int runCapture(const Globals& globals, const CaptureOptions& options)
+{
+    shhim::v1::CaptureRequest request;
+    request.set_count(options.count);
+    request.set_service(options.service);
+    request.set_host(options.host);
+    request.set_port(options.port);
+    request.set_interface(options.interface);
+
+    std::error_code ec;
+    if (!std::filesystem::exists(globals.socket, ec)) {
+        std::cerr << "shhimctl: no agent running (cannot reach " << globals.socket << ")\n";
+        return kExitAgentUnreachable;
+    }
+    const bool to_stdout = options.file == "-";
+    std::ofstream file;
+    if (!to_stdout) {
+        file.open(options.file, std::ios::binary | std::ios::trunc);
+        if (!file) {
+            std::cerr << "shhimctl: cannot write " << options.file << ": " << std::strerror(errno) << "\n";
+            return EXIT_FAILURE;
+        }
+    }
+    std::ostream& out = to_stdout ? std::cout : file;
+    const auto precision = options.micros ? shhim::core::PcapPrecision::Micros : shhim::core::PcapPrecision::Nanos;
+    out << shhim::core::pcapFileHeader(precision, SHHIM_CAPTURE_MAX_BYTES) << std::flush;
+
+    grpc::ClientContext context;
+    InterruptWatcher watcher(context);
+    auto channel = grpc::CreateChannel("unix:" + globals.socket, grpc::InsecureChannelCredentials());
+    auto stub = shhim::v1::Shhim::NewStub(channel);
+    auto reader = stub->Capture(&context, request);
+    std::uint64_t written = 0;
+    shhim::v1::CapturedPacket packet;
+    while (reader->Read(&packet)) {
+        out << shhim::core::pcapRecord(precision, packet.time_unix_ns(), packet.wire_length(), packet.headers())
+            << std::flush;
+        ++written;
+    }
+    const grpc::Status status = reader->Finish();
+    const std::string where = to_stdout ? "stdout" : options.file;
+    if (!out) {
+        std::cerr << "shhimctl: writing " << where << " failed: " << std::strerror(errno) << "\n";
+        return EXIT_FAILURE;
+    }
+    if (!status.ok() && !watcher.interrupted()) {
+        std::cerr << "shhimctl: " << describeFailure("Capture", globals.socket, status) << "\n";
+        if (written == 0 && !to_stdout)
+            std::filesystem::remove(options.file, ec);
+        return status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? kExitUsage : kExitAgentUnreachable;
+    }
+    std::cerr << "shhimctl: wrote " << written << (written == 1 ? " packet" : " packets") << " to " << where
+              << (watcher.interrupted() ? " (interrupted)" : "") << "\n";
+    return EXIT_SUCCESS;
+}
+
+// `flowlog check`: every line of every file parses as a shhim.v1.Flow
+// (the protobuf JSON mapping, unknown fields refused). No agent needed.
+int checkFlowLogs(const std::vector<std::string>& files)
+{
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = false;
+    int bad_files = 0;
+    for (const auto& name : files) {
+        std::ifstream in(name, std::ios::binary);
+        if (!in) {
+            std::cerr << name << ": cannot read: " << std::strerror(errno) << "\n";
+            ++bad_files;
+            continue;
+        }
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::uint64_t records = 0, line_no = 0;
+        bool ok = true;
+        if (!text.empty() && text.back() != '\n') {
+            std::cerr << name << ": the last line is not complete (no newline)\n";
+            ok = false;
+        }
+        std::size_t start = 0;
+        while (start < text.size()) {
+            std::size_t end = text.find('\n', start);
+            if (end == std::string::npos)
+                end = text.size();
+            ++line_no;
+            shhim::v1::Flow flow;
+            const auto status =
+                google::protobuf::util::JsonStringToMessage(text.substr(start, end - start), &flow, options);
+            if (!status.ok()) {
+                std::cerr << name << ":" << line_no << ": not a shhim.v1.Flow: " << status.message() << "\n";
+                ok = false;
+            } else {
+                ++records;
+            }
+            start = end + 1;
+        }
+        if (ok)
+            std::cout << name << ": " << records << (records == 1 ? " flow" : " flows") << ", every line a shhim.v1.Flow\n";
+        else
+            ++bad_files;
+    }
+    return bad_files == 0 ? EXIT_SUCCESS : kExitInvalidPolicy;
+}
+
+// CLI11 validator: a literal IPv4 or IPv6 address ("" when valid).
+std::string checkHostAddress(const std::string& text)
+{
+    unsigned char buffer[16];
+    std::string bare = text;
+    if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']')
+        bare = bare.substr(1, bare.size() - 2);
+    if (::inet_pton(AF_INET, bare.c_str(), buffer) == 1 || ::inet_pton(AF_INET6, bare.c_str(), buffer) == 1)
+        return {};
+    return "'" + text + "' is not an IPv4 or IPv6 address";
+}
+
 void addOutputOption(CLI::App& command, Output& output)
 {
     const std::map<std::string, Output> names{{"table", Output::Table}, {"json", Output::Json}};
@@ -401,6 +585,56 @@ int main(int argc, char** argv)
         "198.18.0.10:8080\n  shhimctl observe -f --service fhir -o json | jq -r 'select(.type == \"failure\") | "
         ".summary'");
     observe->callback([&] { run = [&] { return runObserve(globals, observe_options); }; });
+
+    CaptureOptions capture_options;
+    auto* capture = app.add_subcommand(
+        "capture", "packet samples cut to their headers (no payload), written as a pcap file for Wireshark/tshark");
+    capture->add_option("-c,--count", capture_options.count, "stop after N packets (1..100000)")
+        ->required()
+        ->check(CLI::Range(1u, shhim::core::kMaxCaptureCount))
+        ->option_text("N");
+    auto* capture_service = capture->add_option(
+        "--service", capture_options.service,
+        "only packets to or from this policy service: its address:port and every backend's");
+    capture_service->option_text("S");
+    auto* capture_host = capture->add_option("--host", capture_options.host,
+                                             "only packets with this IPv4 or IPv6 address on either side");
+    capture_host->check(CLI::Validator(checkHostAddress, "IP", "address"))->option_text("IP");
+    auto* capture_port = capture->add_option("--port", capture_options.port,
+                                             "only TCP/UDP packets with this port on either side");
+    capture_port->check(CLI::Range(1u, 65535u))->option_text("P");
+    capture_service->excludes(capture_host)->excludes(capture_port);
+    capture_host->excludes(capture_port);
+    capture->add_option("-i,--iface", capture_options.interface,
+                        "only packets on this interface (default: every interface shhimd is attached to)")
+        ->option_text("IF");
+    capture->add_option("-w,--write", capture_options.file, "the pcap file to write; - writes to stdout")
+        ->required()
+        ->option_text("FILE.pcap");
+    capture->add_flag("--micro", capture_options.micros,
+                      "microsecond timestamps (default nanoseconds; both open in Wireshark and tshark)");
+    capture->footer(
+        "Each packet is cut at the end of its L4 header: Ethernet, VLAN tags, IPv4/IPv6 with options and\n"
+        "extension headers, then the TCP header with its options, the UDP or the ICMP header. No payload\n"
+        "byte leaves the kernel; the pcap's original length is the frame's length on the wire. Packets are\n"
+        "seen at XDP ingress and TC egress of shhimd's interfaces. The capture stops after N packets or on\n"
+        "Ctrl-C, and says how many packets it wrote. One capture runs at a time.\n\n"
+        "Examples:\n  shhimctl capture --count 100 --port 8080 -w /tmp/fhir.pcap\n"
+        "  shhimctl capture -c 50 --service fhir -w fhir.pcap && tshark -r fhir.pcap\n"
+        "  shhimctl capture -c 20 --host 198.18.0.10 --iface eth1 -w - | tshark -r -");
+    capture->callback([&] { run = [&] { return runCapture(globals, capture_options); }; });
+
+    auto* flowlog = app.add_subcommand("flowlog", "check the JSON lines of shhimd --flow-log files");
+    flowlog->require_subcommand(1);
+    std::vector<std::string> flowlog_files;
+    auto* flowlog_check = flowlog->add_subcommand(
+        "check", "every line of each FILE parses as a shhim.v1.Flow (exit 2 naming the first bad lines)");
+    flowlog_check->add_option("FILE", flowlog_files, "flow log files (FILE, FILE.1, ...)")->required();
+    flowlog_check->footer(
+        "Needs no agent. Each line must be one protobuf-JSON shhim.v1.Flow (the message `shhimctl flows\n"
+        "-o json` lists), unknown fields refused, and end with a newline.\n\n"
+        "Examples:\n  shhimctl flowlog check /var/log/shhim/flows.jsonl*");
+    flowlog_check->callback([&] { run = [&] { return checkFlowLogs(flowlog_files); }; });
 
     Output classes_output = Output::Table;
     auto* classes = app.add_subcommand(
@@ -559,6 +793,7 @@ int main(int argc, char** argv)
         "  shhimctl status\n  shhimctl backends\n  shhimctl flows --top 10 --sort errors\n"
         "  shhimctl events --last 20 -o json\n  shhimctl observe --follow --type failure\n"
         "  shhimctl backends --history\n  shhimctl classes\n  shhimctl stress auto\n"
+        "  shhimctl capture --count 100 --port 8080 -w /tmp/fhir.pcap\n"
         "  shhimctl policy check policy/demo.yaml\n"
         "  shhimctl audit verify\n"
         "  shhimctl --socket /tmp/shhimd.sock status");

@@ -22,14 +22,16 @@ inline constexpr std::string_view kXdpLinkPrefix = "xdp@";
 inline constexpr std::string_view kSockopsLink = "sockops@cgroup";
 inline constexpr std::string_view kTracepointLinkPrefix = "tp@";
 
-// Telemetry maps, the priority-class maps (datapath/policy_maps.h), then
-// the service-route maps (datapath/route_maps.h).
-inline constexpr std::array<std::string_view, 19> kMapNames = {
+// Telemetry maps, the priority-class maps (datapath/policy_maps.h), the
+// service-route maps (datapath/route_maps.h), then packet capture
+// (datapath/capture.h).
+inline constexpr std::array<std::string_view, 21> kMapNames = {
     "shhim_flows",         "shhim_backends",       "shhim_counters",     "shhim_events",
     "shhim_config",        "shhim_policy_state",   "shhim_policies",     "shhim_services",
     "shhim_rules",         "shhim_ifaces",         "shhim_class_counters", "shhim_class_buckets",
     "shhim_route_vips",    "shhim_routes",         "shhim_route_active", "shhim_backend_health",
-    "shhim_backend_ids",   "shhim_route_counters", "shhim_sock_routes"};
+    "shhim_backend_ids",   "shhim_route_counters", "shhim_sock_routes",  "shhim_capture_config",
+    "shhim_capture_ring"};
 
 inline std::string join(std::string_view root, std::string_view a)
 {

@@ -438,6 +438,63 @@ std::string checkHostAddress(const std::string& text)
     return "'" + text + "' is not an IPv4 or IPv6 address";
 }
 
+std::int64_t nowUnixNs()
+{
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// drain, restore, reroute: what they share on the command line.
+struct RoutingArgs {
+    std::string service;
+    std::string backend;
+    std::string reason;
+    std::string duration;
+    Output output = Output::Table;
+};
+
+// --for DURATION into the request's milliseconds; false (after a usage line) if malformed.
+template <typename Request>
+bool setDuration(const std::string& text, Request& request, void (Request::*set)(std::uint64_t))
+{
+    if (text.empty())
+        return true;
+    const auto ns = shhim::cli::parseDurationNs(text);
+    if (!ns || *ns < 1'000'000) {
+        std::cerr << "shhimctl: --for " << text << " is not a duration of at least 1ms (e.g. 30s, 5m, 1h30m)\n";
+        return false;
+    }
+    (request.*set)(static_cast<std::uint64_t>(*ns / 1'000'000));
+    return true;
+}
+
+// `audit tail`: one server-streaming call, each record printed as it arrives.
+int runAuditTail(const Globals& globals, std::uint32_t count, bool follow, bool json)
+{
+    std::error_code ec;
+    if (!std::filesystem::exists(globals.socket, ec)) {
+        std::cerr << "shhimctl: no agent running (cannot reach " << globals.socket << ")\n";
+        return kExitAgentUnreachable;
+    }
+    auto stub = shhim::v1::Shhim::NewStub(grpc::CreateChannel("unix:" + globals.socket, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    if (!follow)
+        context.set_deadline(std::chrono::system_clock::now() + kRpcDeadline);
+    shhim::v1::AuditTailRequest request;
+    request.set_last(count);
+    request.set_follow(follow);
+    auto reader = stub->AuditTail(&context, request);
+    shhim::v1::AuditRecord record;
+    while (reader->Read(&record))
+        std::cout << (json ? shhim::cli::toJsonLine(record) : shhim::cli::formatAuditRecord(record)) << std::flush;
+    const grpc::Status status = reader->Finish();
+    if (!status.ok()) {
+        std::cerr << "shhimctl: " << describeFailure("AuditTail", globals.socket, status) << "\n";
+        return kExitAgentUnreachable;
+    }
+    return EXIT_SUCCESS;
+}
+
 void addOutputOption(CLI::App& command, Output& output)
 {
     const std::map<std::string, Output> names{{"table", Output::Table}, {"json", Output::Json}};
@@ -769,6 +826,107 @@ int main(int argc, char** argv)
         };
     });
 
+    Output services_output = Output::Table;
+    std::string services_only;
+    auto* services = app.add_subcommand(
+        "services", "each policy service: active pool, and per backend its state, since when and why");
+    services->add_option("SERVICE", services_only, "only this service");
+    addOutputOption(*services, services_output);
+    services->footer(
+        "States: healthy, suspect, ejected (out of the kernel table; by the kernel breaker or the engine),\n"
+        "probing (out, being probed by the agent), drained (held out by an engineer). KERNEL is what the\n"
+        "connect hooks see: up, down-kernel (breaker tripped), down-agent.\n\n"
+        "Examples:\n  shhimctl services\n  shhimctl services fhir -o json | jq '.services[0].backends[] | {backend, state}'");
+    services->callback([&] {
+        run = [&] {
+            shhim::v1::ServicesRequest request;
+            request.set_service(services_only);
+            return callAgent<shhim::v1::ServiceList>(
+                globals, "ListServices",
+                [&request](auto& stub, auto& ctx, auto& out) { return stub.ListServices(&ctx, request, &out); },
+                [&](const shhim::v1::ServiceList& list) {
+                    std::cout << (services_output == Output::Json ? shhim::cli::toJson(list)
+                                                                  : shhim::cli::formatServices(list, nowUnixNs()));
+                    return EXIT_SUCCESS;
+                });
+        };
+    });
+
+    RoutingArgs drain_args;
+    auto* drain = app.add_subcommand("drain", "take a backend out of a service's rotation by hand (recorded in the audit trail)");
+    drain->add_option("SERVICE", drain_args.service, "the policy service")->required();
+    drain->add_option("BACKEND", drain_args.backend, "the backend, ADDR:PORT as the policy writes it")->required();
+    drain->add_option("--reason", drain_args.reason, "why (goes into the audit trail)")->required();
+    drain->add_option("--for", drain_args.duration, "undo by itself after DURATION (e.g. 30m, 2h); default: until restored")
+        ->option_text("DURATION");
+    addOutputOption(*drain, drain_args.output);
+    drain->footer("New connections stop going to the backend at once; open ones finish. The engine never undoes a\n"
+                  "drain; `shhimctl restore` or the --for expiry does.\n\n"
+                  "Examples:\n  shhimctl drain fhir 198.18.0.10:8080 --reason \"kernel patching\" --for 30m");
+    drain->callback([&] {
+        run = [&] {
+            shhim::v1::DrainRequest request;
+            request.set_service(drain_args.service);
+            request.set_backend(drain_args.backend);
+            request.set_reason(drain_args.reason);
+            if (!setDuration(drain_args.duration, request, &shhim::v1::DrainRequest::set_for_ms))
+                return kExitUsage;
+            return callAgent<shhim::v1::RoutingResponse>(
+                globals, "Drain", [&request](auto& stub, auto& ctx, auto& out) { return stub.Drain(&ctx, request, &out); },
+                printer(drain_args.output, &shhim::cli::formatRoutingResponse));
+        };
+    });
+
+    RoutingArgs restore_args;
+    auto* restore = app.add_subcommand("restore", "undo a drain, or put an ejected backend back at once (by hand)");
+    restore->add_option("SERVICE", restore_args.service, "the policy service")->required();
+    restore->add_option("BACKEND", restore_args.backend, "the backend, ADDR:PORT")->required();
+    restore->add_option("--reason", restore_args.reason, "why (goes into the audit trail)");
+    addOutputOption(*restore, restore_args.output);
+    restore->footer("A restored backend takes new connections at once; new hard failures eject it again.\n\n"
+                    "Examples:\n  shhimctl restore fhir 198.18.0.10:8080 --reason \"patched\"");
+    restore->callback([&] {
+        run = [&] {
+            shhim::v1::RestoreRequest request;
+            request.set_service(restore_args.service);
+            request.set_backend(restore_args.backend);
+            request.set_reason(restore_args.reason);
+            return callAgent<shhim::v1::RoutingResponse>(
+                globals, "Restore",
+                [&request](auto& stub, auto& ctx, auto& out) { return stub.Restore(&ctx, request, &out); },
+                printer(restore_args.output, &shhim::cli::formatRoutingResponse));
+        };
+    });
+
+    RoutingArgs reroute_args;
+    std::string reroute_to;
+    auto* reroute = app.add_subcommand("reroute", "pin a service to its primary or fallback pool by hand (auto undoes)");
+    reroute->add_option("SERVICE", reroute_args.service, "the policy service")->required();
+    reroute->add_option("--to", reroute_to, "the pool to use; auto hands the choice back to the engine")
+        ->required()
+        ->check(CLI::IsMember({"primary", "fallback", "auto"}))
+        ->option_text("primary|fallback|auto");
+    reroute->add_option("--reason", reroute_args.reason, "why (goes into the audit trail)")->required();
+    reroute->add_option("--for", reroute_args.duration, "undo by itself after DURATION; default: until rerouted again")
+        ->option_text("DURATION");
+    addOutputOption(*reroute, reroute_args.output);
+    reroute->footer("Examples:\n  shhimctl reroute lab-hl7 --to fallback --reason \"LIS upgrade\" --for 1h\n"
+                    "  shhimctl reroute lab-hl7 --to auto --reason \"upgrade done\"");
+    reroute->callback([&] {
+        run = [&] {
+            shhim::v1::RerouteRequest request;
+            request.set_service(reroute_args.service);
+            request.set_to(reroute_to);
+            request.set_reason(reroute_args.reason);
+            if (!setDuration(reroute_args.duration, request, &shhim::v1::RerouteRequest::set_for_ms))
+                return kExitUsage;
+            return callAgent<shhim::v1::RoutingResponse>(
+                globals, "Reroute",
+                [&request](auto& stub, auto& ctx, auto& out) { return stub.Reroute(&ctx, request, &out); },
+                printer(reroute_args.output, &shhim::cli::formatRoutingResponse));
+        };
+    });
+
     auto* audit = app.add_subcommand("audit", "the audit trail of routing changes");
     audit->require_subcommand(1);
     std::string audit_file(shhim::core::kDefaultAuditFile);
@@ -787,6 +945,19 @@ int main(int argc, char** argv)
         "Kinds: edited, deleted, reordered, truncated, unparseable. Exit 2: a file cannot be read.\n\n"
         "Examples:\n  shhimctl audit verify\n  shhimctl audit verify /backup/audit.jsonl --head /backup/audit.jsonl.head");
     audit_verify->callback([&] { run = [&] { return verifyAuditFile(audit_file, audit_head); }; });
+
+    std::uint32_t tail_count = 10;
+    bool tail_follow = false;
+    bool tail_json = false;
+    auto* audit_tail = audit->add_subcommand("tail", "the newest routing changes from the agent; --follow streams new ones");
+    audit_tail->add_option("-n,--lines", tail_count, "how many of the newest records (default 10)")->option_text("N");
+    audit_tail->add_flag("-f,--follow", tail_follow, "then print each new record as it is written, until Ctrl-C");
+    const std::map<std::string, bool> tail_formats{{"compact", false}, {"json", true}};
+    audit_tail->add_option("-o,--output", tail_json, "compact (default) or json (one record per line, as in the file)")
+        ->transform(CLI::CheckedTransformer(tail_formats, CLI::ignore_case))
+        ->option_text("compact|json");
+    audit_tail->footer("Examples:\n  shhimctl audit tail -n 50\n  shhimctl audit tail -f -o json | jq -r .reason");
+    audit_tail->callback([&] { run = [&] { return runAuditTail(globals, tail_count, tail_follow, tail_json); }; });
 
     app.footer(
         "Run `shhimctl COMMAND --help` for a command's flags.\n\nExamples:\n"

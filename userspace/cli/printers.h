@@ -79,4 +79,14 @@ std::string formatBitRate(double bits_per_second);  // "950 bit/s", "12.5 Mbit/s
 std::string formatClasses(const shhim::v1::ClassReport& report);
 std::string formatStressStatus(const shhim::v1::StressStatus& status);
 
+// ---- routing (printers_routing.cpp) ----
+
+// `shhimctl services`: per service its pool line, then a table of its
+// backends (pool, state, since, routed, kernel state, why); ages from now.
+std::string formatServices(const shhim::v1::ServiceList& list, std::int64_t now_unix_ns);
+// "2026-11-23T12:00:00.123Z  #7  kernel  eject  fhir 198.18.0.10:8080  healthy -> ejected  ..."
+std::string formatAuditRecord(const shhim::v1::AuditRecord& record);
+// What a drain, restore or reroute changed: its audit records.
+std::string formatRoutingResponse(const shhim::v1::RoutingResponse& response);
+
 }  // namespace shhim::cli

@@ -86,6 +86,7 @@ const Expected kInvalid[] = {
     {"threshold-fraction", "services[0].thresholds.error_rate", 12, 19, "1.5 is out of range (a fraction"},
     {"threshold-latency", "services[0].thresholds.p99_latency_ms", 12, 23, "0 ms is out of range"},
     {"threshold-count", "services[0].thresholds.window_ms", 12, 18, "50 is out of range (100-3600000)"},
+    {"fallback-hold-range", "services[0].thresholds.fallback_hold_ms", 13, 25, "10 is out of range (1000-3600000)"},
     {"probe-path-on-mllp", "services[0].probe.http_path", 12, 18, "is for http services only"},
     {"probe-successes-range", "services[0].probe.successes", 13, 18, "0 is out of range (1-100)"},
     {"interface-name-too-long", "interfaces[0].name", 6, 11, "interface names have at most 15 (IFNAMSIZ)"},

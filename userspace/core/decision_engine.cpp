@@ -214,9 +214,9 @@ void DecisionEngine::updatePool(ServiceRuntime& svc, EngineTime now, std::vector
     } else if (fallback.routable == 0 && primary.routable > 0) {
         desired = Pool::Primary;
         reason = "fallback pool has no routable backend";
-    } else if (s.primary_serving_since && now - *s.primary_serving_since >= settings_.fallback_hold) {
+    } else if (s.primary_serving_since && now - *s.primary_serving_since >= svc.thresholds.fallback_hold.value_or(settings_.fallback_hold)) {
         desired = Pool::Primary;
-        reason = "primary pool serving again for " + formatSeconds(settings_.fallback_hold);
+        reason = "primary pool serving again for " + formatSeconds(svc.thresholds.fallback_hold.value_or(settings_.fallback_hold));
     }
 
     // A pool with nothing routable is never chosen while the other has something.
@@ -241,7 +241,7 @@ void DecisionEngine::updatePool(ServiceRuntime& svc, EngineTime now, std::vector
         {"primary_size", static_cast<double>(primary.size)},
         {"fallback_routable", static_cast<double>(fallback.routable)},
         {"fallback_below", settings_.fallback_below},
-        {"fallback_hold_ms", milliseconds(settings_.fallback_hold)},
+        {"fallback_hold_ms", milliseconds(svc.thresholds.fallback_hold.value_or(settings_.fallback_hold))},
     };
     if (desired != s.active) {
         const std::string action = s.reroute && actor != kEngine ? "reroute"

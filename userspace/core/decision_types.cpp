@@ -73,6 +73,8 @@ ServiceThresholds resolveThresholds(const v1::Thresholds& t, std::string_view se
         out.ejection = EngineDuration(t.ejection_ms());
     if (t.has_max_ejected_fraction())
         out.max_ejected_fraction = t.max_ejected_fraction();
+    if (t.has_fallback_hold_ms())
+        out.fallback_hold = EngineDuration(t.fallback_hold_ms());
     return out;
 }
 

@@ -82,6 +82,7 @@ struct ServiceThresholds {
     std::uint32_t consecutive_failures = 5;  // 1 for life-critical and emergency
     EngineDuration ejection{30'000};
     double max_ejected_fraction = 0.5;
+    std::optional<EngineDuration> fallback_hold;  // unset: EngineSettings::fallback_hold
 };
 
 // Unset fields take the defaults above; `service_class` picks the

@@ -429,6 +429,8 @@ private:
             checkCount(fieldPath(path, "ejection_ms"), t.ejection_ms(), 1000, 3'600'000);
         if (t.has_max_ejected_fraction())
             checkFraction(fieldPath(path, "max_ejected_fraction"), t.max_ejected_fraction());
+        if (t.has_fallback_hold_ms())
+            checkCount(fieldPath(path, "fallback_hold_ms"), t.fallback_hold_ms(), 1000, 3'600'000);
     }
 
     void checkProbe(const v1::HealthProbe& probe, v1::AppProtocol protocol, const std::string& path)

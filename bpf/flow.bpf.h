@@ -434,10 +434,12 @@ static __always_inline __u32 shhim_tcp_control(const struct shhim_hook_ctx *hook
 				else
 					shhim_atomic_add(&be->resets, 1);
 			}
-			shhim_flow_failure(hook, f, &pkt->key, kind, 0);
-			/* A reset after a response is the application's business. */
+			/* A reset after a response is the application's business. The
+			 * breaker goes first so that its BACKEND_DOWN event precedes the
+			 * evidence's own: the agent records the trip as the kernel's. */
 			if (kind == SHHIM_EV_REFUSED || !f->responses)
 				shhim_breaker_hit(hook, &pkt->key, f->client_is_b, kind);
+			shhim_flow_failure(hook, f, &pkt->key, kind, 0);
 		}
 		f->tcp_state = SHHIM_TCP_CLOSED;
 		f->syn_ts_ns = 0;
@@ -537,8 +539,8 @@ static __always_inline void shhim_response(SHHIM_HOOK_CTX *ctx, const struct shh
 		if (be && class < SHHIM_HTTP_CLASS_MAX)
 			shhim_atomic_add(&be->http_status[class], 1);
 		if (class == SHHIM_HTTP_5XX) {
-			shhim_flow_failure(hook, f, &pkt->key, SHHIM_EV_HTTP_5XX, app.status);
 			shhim_breaker_hit(hook, &pkt->key, f->client_is_b, SHHIM_EV_HTTP_5XX);
+			shhim_flow_failure(hook, f, &pkt->key, SHHIM_EV_HTTP_5XX, app.status);
 		} else {
 			shhim_breaker_ok(&pkt->key, f->client_is_b, 1);
 		}
@@ -550,8 +552,8 @@ static __always_inline void shhim_response(SHHIM_HOOK_CTX *ctx, const struct shh
 		if (be && ack < SHHIM_MLLP_ACK_MAX)
 			shhim_atomic_add(&be->mllp_acks[ack], 1);
 		if (ack != SHHIM_MLLP_AA && ack != SHHIM_MLLP_CA) {
-			shhim_flow_failure(hook, f, &pkt->key, SHHIM_EV_MLLP_NACK, ack);
 			shhim_breaker_hit(hook, &pkt->key, f->client_is_b, SHHIM_EV_MLLP_NACK);
+			shhim_flow_failure(hook, f, &pkt->key, SHHIM_EV_MLLP_NACK, ack);
 		} else {
 			shhim_breaker_ok(&pkt->key, f->client_is_b, 1);
 		}
@@ -650,18 +652,18 @@ static __always_inline void shhim_icmp_error(const struct shhim_hook_ctx *hook,
 		be = shhim_backend_get(&pkt->key, f->client_is_b, now);
 		if (be)
 			shhim_atomic_add(&be->icmp_errors, 1);
-		shhim_flow_failure(hook, f, &pkt->key, SHHIM_EV_ICMP_ERROR, detail);
 		if (shhim_icmp_unreachable(pkt))
 			shhim_breaker_hit(hook, &pkt->key, f->client_is_b, SHHIM_EV_ICMP_ERROR);
+		shhim_flow_failure(hook, f, &pkt->key, SHHIM_EV_ICMP_ERROR, detail);
 		return;
 	}
 	/* Unknown flow: the sender of the quoted packet is taken as the client. */
 	be = shhim_backend_lookup(&pkt->key, pkt->sender_is_b);
 	if (be)
 		shhim_atomic_add(&be->icmp_errors, 1);
-	shhim_emit(hook, SHHIM_EV_ICMP_ERROR, detail, &pkt->key, pkt->sender_is_b);
 	if (shhim_icmp_unreachable(pkt))
 		shhim_breaker_hit(hook, &pkt->key, pkt->sender_is_b, SHHIM_EV_ICMP_ERROR);
+	shhim_emit(hook, SHHIM_EV_ICMP_ERROR, detail, &pkt->key, pkt->sender_is_b);
 }
 
 /*

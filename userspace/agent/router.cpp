@@ -179,6 +179,9 @@ void Router::restoreAfterRestart()
 std::vector<v1::AuditRecord> Router::commit(const std::vector<core::Change>& changes)
 {
     std::vector<v1::AuditRecord> written;
+    if (changes.empty())
+        return written;
+    enforce(false);  // the kernel first: see the top of router.h
     const std::string version = policy_ ? policy_->validated.version : std::string();
     for (const auto& change : changes) {
         v1::AuditRecord record = core::auditRecordOf(change, version);
@@ -203,7 +206,6 @@ std::vector<v1::AuditRecord> Router::commit(const std::vector<core::Change>& cha
         log_("routing: " + summaryOf(record));
         written.push_back(std::move(record));
     }
-    enforce(false);
     return written;
 }
 
@@ -266,10 +268,14 @@ void Router::onEvent(const shhim_event& event)
     const bool ejected_here = !tripped && std::any_of(changes.begin(), changes.end(), [](const core::Change& c) {
         return c.action == "eject";
     });
-    commit(changes);
-    if (ejected_here)  // the userspace path: kernel evidence to out of the kernel table
-        log_("routing: userspace path took " + std::to_string((monotonicNs() - static_cast<std::int64_t>(event.ts_ns)) / 1000) +
+    if (ejected_here) {
+        // The userspace path, measured from the kernel's timestamp of the evidence.
+        enforce(false);
+        log_("routing: userspace path took " +
+             std::to_string((monotonicNs() - static_cast<std::int64_t>(event.ts_ns)) / 1000) +
              " us from the kernel's evidence to the kernel table");
+    }
+    commit(changes);
 }
 
 void Router::onTick(const std::vector<datapath::BackendRecord>& backends)

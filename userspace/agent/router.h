@@ -1,8 +1,10 @@
 // Self-healing reroute in the agent (issue 4): the decision engine
 // (core/decision_engine.h) fed with the kernel's evidence, its changes
-// recorded in the audit trail (recorded first, then enforced) and written
-// into the kernel's backend health, and the probes that bring an ejected
-// backend back. Thread-safe: the event loop calls onEvent/onTick/onProbes,
+// written into the kernel's backend health first (a failing backend must be
+// out of the table within a millisecond; an fsync takes longer) and then
+// recorded in the audit trail, and the probes that bring an ejected backend
+// back. A crash between the two leaves the kernel with the new state and
+// the trail without it: restart reconciles the kernel with the trail. Thread-safe: the event loop calls onEvent/onTick/onProbes,
 // gRPC handlers the manual calls and services().
 //
 // The kernel holds one health entry per backend endpoint; the engine one

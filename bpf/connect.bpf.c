@@ -77,6 +77,12 @@ __noinline __u32 shhim_pool_up(const struct shhim_route *route, __u32 pool)
 	return mask;
 }
 
+/* One member's score (route_hash.h): global, so verified once, on its own. */
+__noinline __u64 shhim_hrw_member_score(__u64 key, __u32 backend_id, __u32 weight)
+{
+	return shhim_hrw_score(key, backend_id, weight);
+}
+
 /* The shared choice (route_hash.h) on the route entry; *pool: the pool used. */
 __noinline __u32 shhim_choose(const struct shhim_route *route, __u32 up0, __u32 up1, __u64 key, __u32 *pool)
 {

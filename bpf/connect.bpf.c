@@ -166,6 +166,14 @@ static __always_inline void shhim_write6(struct bpf_sock_addr *ctx, const struct
 	ctx->user_port = (__u32)ep->port;
 }
 
+/* shhimd's own health probes (SO_MARK = SHHIM_PROBE_MARK) go where they are sent. */
+static __always_inline int shhim_is_probe(const struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	return sk && sk->mark == SHHIM_PROBE_MARK;
+}
+
 /* connect and sendmsg, both families: rewrite a service destination. */
 static __always_inline int shhim_steer_sock(struct bpf_sock_addr *ctx, int ipv6, int udp_only)
 {
@@ -176,6 +184,8 @@ static __always_inline int shhim_steer_sock(struct bpf_sock_addr *ctx, int ipv6,
 	__u64 cookie;
 
 	if (!proto || (udp_only && proto != SHHIM_IPPROTO_UDP))
+		return 1;
+	if (shhim_is_probe(ctx))
 		return 1;
 	if (ipv6)
 		shhim_sock_endpoint6(ctx, &service, proto);

@@ -77,6 +77,12 @@ __noinline __u32 shhim_pool_up(const struct shhim_route *route, __u32 pool)
 	return mask;
 }
 
+/* One member's score (route_hash.h): global, so verified once, on its own. */
+__noinline __u64 shhim_hrw_member_score(__u64 key, __u32 backend_id, __u32 weight)
+{
+	return shhim_hrw_score(key, backend_id, weight);
+}
+
 /* The shared choice (route_hash.h) on the route entry; *pool: the pool used. */
 __noinline __u32 shhim_choose(const struct shhim_route *route, __u32 up0, __u32 up1, __u64 key, __u32 *pool)
 {
@@ -160,6 +166,14 @@ static __always_inline void shhim_write6(struct bpf_sock_addr *ctx, const struct
 	ctx->user_port = (__u32)ep->port;
 }
 
+/* shhimd's own health probes (SO_MARK = SHHIM_PROBE_MARK) go where they are sent. */
+static __always_inline int shhim_is_probe(const struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	return sk && sk->mark == SHHIM_PROBE_MARK;
+}
+
 /* connect and sendmsg, both families: rewrite a service destination. */
 static __always_inline int shhim_steer_sock(struct bpf_sock_addr *ctx, int ipv6, int udp_only)
 {
@@ -170,6 +184,8 @@ static __always_inline int shhim_steer_sock(struct bpf_sock_addr *ctx, int ipv6,
 	__u64 cookie;
 
 	if (!proto || (udp_only && proto != SHHIM_IPPROTO_UDP))
+		return 1;
+	if (shhim_is_probe(ctx))
 		return 1;
 	if (ipv6)
 		shhim_sock_endpoint6(ctx, &service, proto);

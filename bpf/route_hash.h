@@ -68,6 +68,44 @@ static inline __u64 shhim_neg_log2_q24(__u32 h)
 	return ((32 - k) << SHHIM_HRW_FRAC_BITS) - frac;
 }
 
+/*
+ * The score of one member, < 2^49: -log2(draw) / weight, as Q24 << 20. A
+ * weight of 0 counts as 1 here (no division by 0); the pick leaves such a
+ * member out.
+ */
+static inline __u64 shhim_hrw_score(__u64 key, __u32 backend_id, __u32 weight)
+{
+	__u64 w = weight;
+
+	w |= (w - 1) >> 63;   /* 0 as 1 */
+	/* x < 2^29, so x << 20 < 2^49 */
+	return (shhim_neg_log2_q24(shhim_hrw_draw(key, backend_id)) << 20) / w;
+}
+
+/*
+ * In BPF the pick calls the score through a GLOBAL function (defined in
+ * connect.bpf.c): scalars in, scalar out, so the verifier checks the log
+ * loop once on its own instead of once per member on every path of the
+ * pick (which ran past its 1M-instruction limit). Elsewhere: the inline.
+ */
+#if defined(__bpf__)
+__u64 shhim_hrw_member_score(__u64 key, __u32 backend_id, __u32 weight);
+#define SHHIM_HRW_MEMBER_SCORE shhim_hrw_member_score
+#else
+#define SHHIM_HRW_MEMBER_SCORE shhim_hrw_score
+#endif
+
+/*
+ * x, hidden from the optimiser: clang turns "keep the smaller" arithmetic
+ * back into a conditional jump, which doubles the verifier's paths per
+ * member. Costs nothing at run time (an empty asm).
+ */
+#if defined(__bpf__)
+#define SHHIM_OPAQUE(x) asm volatile("" : "+r"(x))
+#else
+#define SHHIM_OPAQUE(x) ((void)0)
+#endif
+
 /* Larger than any score (< 2^53): "nobody". */
 #define SHHIM_HRW_NOBODY (1ULL << 62)
 
@@ -75,9 +113,8 @@ static inline __u64 shhim_neg_log2_q24(__u32 h)
  * Index of the chosen member among members[0..n) whose bit is set in
  * up_mask (and whose weight is not 0), or SHHIM_HRW_NONE. Score and index
  * travel in one integer (score << 4 | index); ineligible members score
- * SHHIM_HRW_NOBODY. Branch-free, so the verifier walks one path, not one
- * per combination of members. members must hold SHHIM_ROUTE_POOL_MAX entries
- * (as shhim_route's pools do); those from n on are ignored.
+ * SHHIM_HRW_NOBODY. members must hold SHHIM_ROUTE_POOL_MAX entries (as
+ * shhim_route's pools do); those from n on are ignored.
  */
 static inline int shhim_hrw_pick(const struct shhim_route_member *members, __u32 n, __u32 up_mask, __u64 key)
 {
@@ -90,12 +127,11 @@ static inline int shhim_hrw_pick(const struct shhim_route_member *members, __u32
 		w = members[i].weight;
 		/* beyond n, down, or weight 0 */
 		out = (((__u64)n - 1 - i) >> 63) | ((~(__u64)up_mask >> i) & 1) | ((w - 1) >> 63);
-		w |= (w - 1) >> 63;                                   /* 0 as 1: no division by 0 */
-		/* x < 2^29, so x << 20 < 2^49 and score << 4 < 2^53 */
-		score = (shhim_neg_log2_q24(shhim_hrw_draw(key, members[i].backend_id)) << 20) / w;
-		score = (score << 4) | i;
+		score = SHHIM_HRW_MEMBER_SCORE(key, members[i].backend_id, (__u32)w);
+		score = (score << 4) | i;                             /* < 2^53 */
 		score |= (0 - out) & SHHIM_HRW_NOBODY;
 		lt = (score - best) >> 63;                            /* both < 2^63 */
+		SHHIM_OPAQUE(lt);
 		best += (score - best) & (0 - lt);
 	}
 	if (best >= SHHIM_HRW_NOBODY)

@@ -50,7 +50,29 @@ tb_check "cgroup/connect4 is attached" \
 established() {   # ADDRESS: connections the XDP hook saw completed to ADDRESS:PORT
   tb_backend_field "$(tb_backends_json)" "$1" "$PORT" .conn_established
 }
-outcome() { jq -r --arg o "$2" '.outcomes[$o] // 0' "$1"; }
+# outcome REPORT NAME: count of an outcome (connect_refused, ...) or HTTP status (200, ...)
+outcome() { jq -r --arg o "$2" '.outcomes.http_status[$o] // .outcomes[$o] // 0 | numbers' "$1"; }
+
+# connect_from_cgroup MARK: one TCP connect to the VIP from the test cgroup with
+# SO_MARK = MARK (0: none); prints "connected <peer address>" or "failed <why>".
+connect_from_cgroup() {
+  sh -c "$TB__IN_CGROUP_AND_CLIENT" "$TB_CGROUP" "/run/netns/$TB_NS_CLIENT" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+mark = int(sys.argv[3], 0)
+if mark:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+s.settimeout(1.0)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print("connected", s.getpeername()[0])
+except OSError as e:
+    print("failed", type(e).__name__)
+' "$VIP" "$PORT" "$1" </dev/null
+}
+# SHHIM_PROBE_MARK, from the one header that defines it
+probe_mark="$(sed -n 's/^#define SHHIM_PROBE_MARK \(0x[0-9a-fA-F]*\).*/\1/p' "$TB_REPO_ROOT/bpf/shhim_abi.h")"
+[ -n "$probe_mark" ] || tb_die "SHHIM_PROBE_MARK not found in bpf/shhim_abi.h"
 
 # ---- 1. both primaries serve the VIP --------------------------------------
 warm="$TB_DIR/warm.json"
@@ -65,6 +87,16 @@ tb_log "warm-up share: $TB_SVC_IP1 $a_before, $TB_SVC_IP2 $b_before"
 tb_expect_ge "primary $TB_SVC_IP1 share of $WARM" $((WARM / 5)) "$a_before"
 tb_expect_ge "primary $TB_SVC_IP2 share of $WARM" $((WARM / 5)) "$b_before"
 tb_expect_eq "fallback $TB_SVC_IP3 unused while the primaries are up" 0 "$(established "$TB_SVC_IP3")"
+
+# ---- 1b. shhimd's probes (SO_MARK = SHHIM_PROBE_MARK) are not steered -------
+plain="$(connect_from_cgroup 0)"
+tb_log "unmarked connect to the VIP: $plain"
+tb_check "an unmarked connect to the VIP lands on a primary" \
+  grep -Eq "^connected ($TB_SVC_IP1|$TB_SVC_IP2)\$" <<<"$plain"
+marked="$(connect_from_cgroup "$probe_mark")"
+tb_log "connect to the VIP with SO_MARK $probe_mark: $marked"
+tb_check "a probe-marked connect to the VIP is left alone (nothing has the VIP: it fails)" \
+  grep -Eq "^failed " <<<"$marked"
 
 # ---- 2. kill primary a: the kernel breaker takes it out --------------------
 tb_log "killing testsvc a (pid $pid_a)"

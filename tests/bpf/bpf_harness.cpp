@@ -198,7 +198,7 @@ Datapath::Datapath() : impl_(std::make_unique<Impl>()) {
   d.sockops = open_and_load<sockops_bpf>("sockops", root);
   d.trace = open_and_load<tcp_trace_bpf>("tcp_trace", root);
   d.empty = open_and_load<bench_empty_bpf>("bench_empty", root);
-  // connect.bpf.c does not pass the verifier yet (1M-instruction limit): not loaded until it does.
+  d.connect = open_and_load<connect_bpf>("connect", root);
   d.ncpus = libbpf_num_possible_cpus();
   if (d.ncpus <= 0) throw sys_error("counting possible CPUs", d.ncpus);
   d.ring.reset(ring_buffer__new(bpf_map__fd(d.xdp->maps.shhim_events), on_ring_event,

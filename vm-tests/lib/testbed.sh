@@ -222,8 +222,10 @@ tb__ready_lines() {
 # Extra ARGS are appended (e.g. --policy FILE). Waits until it answers.
 tb_start_shhimd() {
   mkdir -p "$TB_RUN_DIR"
+  # The audit trail per run: agents rebuild routing states from it, so a shared
+  # /var/lib/shhim/audit.jsonl would carry one run's ejections into the next.
   TB_SHHIMD_ARGS=(--iface "$TB_IF_CLIENT" --cgroup "$TB_CGROUP"
-    --pin-root "$TB_PIN_ROOT" --socket "$TB_SOCKET" "$@")
+    --pin-root "$TB_PIN_ROOT" --socket "$TB_SOCKET" --audit-log "$TB_DIR/audit.jsonl" "$@")
   tb__launch_shhimd
 }
 

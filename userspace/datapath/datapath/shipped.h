@@ -21,18 +21,15 @@ struct ShippedProgram {
     std::string_view tracepoint;  // tp_btf target; SockAddr: the attach point ("connect4"); "" for the others
 };
 
-// The six cgroup sock_addr programs of connect.bpf.c (service reroute) are
-// not shipped yet: connect4 still exceeds the verifier's 1M-instruction
-// limit. kPendingReroutePrograms holds them until it passes.
-inline constexpr std::array<ShippedProgram, 6> kShippedPrograms = {{
+// The six cgroup sock_addr programs of connect.bpf.c are the service
+// reroute (issue 4), attached to shhimd's --cgroup.
+inline constexpr std::array<ShippedProgram, 12> kShippedPrograms = {{
     {"shhim_xdp_ingress", ProgramHook::Xdp, ""},
     {"shhim_tc_egress", ProgramHook::TcEgress, ""},
     {"shhim_sockops", ProgramHook::Sockops, ""},
     {"shhim_tp_retransmit", ProgramHook::Tracepoint, "tcp_retransmit_skb"},
     {"shhim_tp_receive_reset", ProgramHook::Tracepoint, "tcp_receive_reset"},
     {"shhim_tp_state", ProgramHook::Tracepoint, "inet_sock_set_state"},
-}};
-inline constexpr std::array<ShippedProgram, 6> kPendingReroutePrograms = {{
     {"shhim_connect4", ProgramHook::SockAddr, "connect4"},
     {"shhim_connect6", ProgramHook::SockAddr, "connect6"},
     {"shhim_sendmsg4", ProgramHook::SockAddr, "sendmsg4"},

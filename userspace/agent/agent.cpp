@@ -248,8 +248,8 @@ int runAgent(const AgentOptions& options)
 
     datapath::EventRing ring(datapath.maps().eventsFd(), [&state, &router](const shhim_event& event) {
         state.addEvent(event);
-        router.onEvent(event);  // hard evidence is acted on per event, not per tick
-        publishFailure(state.observability(), event);
+        publishFailure(state.observability(), event);  // the evidence first in the feed, then what it caused
+        router.onEvent(event);                         // hard evidence is acted on per event, not per tick
         logEvent(event);
     });
 

@@ -10,6 +10,7 @@
 #   SHHIM_SKIP_BUILD=1            use build/ as is
 #   SHHIM_CONGESTION_SECONDS=N    the congested run's length (default 22, at least 20)
 #   SHHIM_BENCH_NO_CONGESTION=1   skip the congestion table
+#   SHHIM_BENCH_NO_REROUTE=1      skip the reroute timings (vm-tests/bench_reroute.sh)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,5 +53,14 @@ if [[ -z "${SHHIM_BENCH_NO_CONGESTION:-}" ]]; then
   tail -n 1 "$results.log"
   rm -f "$results.log"
   ((congestion_rc == 0)) || bench_rc=$congestion_rc
+fi
+
+if [[ -z "${SHHIM_BENCH_NO_REROUTE:-}" ]]; then
+  # Issue 4: evidence-to-table time for the kernel breaker and the userspace
+  # path, and the crash scenario's failed requests with each (bar: userspace p99 <= 1 ms).
+  echo
+  reroute_rc=0
+  bash "$repo_root/vm-tests/bench_reroute.sh" 2>&1 | grep -v '^\[bench_reroute\]' || reroute_rc=$?
+  ((reroute_rc == 0)) || bench_rc=$reroute_rc
 fi
 exit "$bench_rc"

@@ -239,7 +239,7 @@ int runAgent(const AgentOptions& options)
     AuditLog audit(options.audit_path);
     ProbeWorker probes;
     Router router(*routes, audit, state.observability(), probes, [](const std::string& line) { spdlog::info("{}", line); });
-    PolicyApplier applier(state, *classes, *routes, router);
+    PolicyApplier applier(state, *classes, *routes, router, options.kernel_breaker);
     if (start_policy) {
         applier.apply(start_policy, true);
         notePolicy(state.observability(), "loaded", options.policy_path, state.appliedPolicy());

@@ -26,6 +26,7 @@ struct AgentOptions {
     std::string policy_path;  // "" = none
     std::string http_listen;  // metrics + dashboard, "HOST:PORT"; "" = none
     std::string audit_path = "/var/lib/shhim/audit.jsonl";
+    bool kernel_breaker = true;  // false: only the decision engine ejects
     std::chrono::milliseconds tick{100};
     std::string version;
     FlowLogOptions flow_log;

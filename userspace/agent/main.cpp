@@ -42,6 +42,7 @@ struct Flags {
     std::string socket = kDefaultSocket;
     std::string http_listen = kDefaultHttpListen;
     std::string audit_log = kDefaultAuditLog;
+    bool no_kernel_breaker = false;
     std::string pin_root = SHHIM_PIN_ROOT;
     std::uint32_t flow_entries = 0;
     std::uint32_t syn_timeout_ms = 1000;
@@ -157,6 +158,7 @@ int runAgent(const Flags& flags)
     options.http_listen = flags.http_listen == "none" ? "" : flags.http_listen;
     options.policy_path = flags.policy;
     options.audit_path = flags.audit_log;
+    options.kernel_breaker = !flags.no_kernel_breaker;
     options.tick = std::chrono::milliseconds(flags.tick_ms);
     options.load.pin_root = flags.pin_root;
     options.load.interfaces = flags.interfaces;
@@ -254,6 +256,10 @@ int main(int argc, char** argv)
         ->group("Agent")
         ->type_name("FILE")
         ->default_str(kDefaultAuditLog);
+    app.add_flag("--no-kernel-breaker", flags.no_kernel_breaker,
+                 "The kernel counts hard evidence but never takes a backend out itself; the agent's decision "
+                 "engine alone ejects (one ring-buffer round trip later). For comparison and troubleshooting")
+        ->group("Agent");
     app.add_option("--tick-ms", flags.tick_ms, "How often backend rates are computed")
         ->group("Agent")
         ->check(CLI::Range(10u, 60000u))

@@ -12,6 +12,9 @@ void PolicyApplier::apply(const PolicyPtr& policy, bool agent_start)
     core::RouteTables tables;
     try {
         tables = routes_.compile(policy->validated.policy);
+        if (!kernel_breaker_)
+            for (auto& backend : tables.backends)
+                backend.threshold = 0;  // the kernel's "breaker off"
         classes_.applyPolicy(policy->validated.policy);
         routes_.apply(tables);
     } catch (const RouteControlError& e) {

@@ -23,8 +23,11 @@ public:
 
 class PolicyApplier {
 public:
-    PolicyApplier(AgentState& state, ClassControl& classes, RouteControl& routes, Router& router)
-        : state_(state), classes_(classes), routes_(routes), router_(router)
+    // kernel_breaker false: the kernel counts evidence but never trips a
+    // backend itself; the decision engine alone ejects (shhimd --no-kernel-breaker).
+    PolicyApplier(AgentState& state, ClassControl& classes, RouteControl& routes, Router& router,
+                  bool kernel_breaker = true)
+        : state_(state), classes_(classes), routes_(routes), router_(router), kernel_breaker_(kernel_breaker)
     {
     }
 
@@ -37,6 +40,7 @@ private:
     ClassControl& classes_;
     RouteControl& routes_;
     Router& router_;
+    bool kernel_breaker_;
 };
 
 }  // namespace shhim::agent

@@ -220,18 +220,13 @@ void Router::enforce(bool reconcile)
             bool& down = wanted.try_emplace(ref->second.id, false).first->second;
             down = down || !backend.routable;
         }
-    std::optional<std::map<std::uint32_t, std::uint32_t>> kernel;  // read only if something is written
     for (const auto& [id, down] : wanted) {
         const auto last = wanted_down_.find(id);
         if (!reconcile && last != wanted_down_.end() && last->second == down)
             continue;
-        if (!kernel) {
-            kernel.emplace();
-            for (const auto& health : routes_.maps().backends())
-                (*kernel)[health.id] = health.kernel.state;
-        }
-        const std::uint32_t current = kernel->count(id) ? (*kernel)[id] : SHHIM_BACKEND_UP;
         try {
+            // One lookup per endpoint written: this is the userspace path's critical step.
+            const std::uint32_t current = routes_.maps().health(id).state;
             if (down && current == SHHIM_BACKEND_UP)
                 routes_.maps().setBackendState(id, SHHIM_BACKEND_DOWN_AGENT);
             else if (!down && current != SHHIM_BACKEND_UP)

@@ -296,6 +296,15 @@ void RouteMaps::setBackendState(std::uint32_t backend_id, std::uint32_t state)
                    errno);
 }
 
+shhim_backend_health RouteMaps::health(std::uint32_t backend_id) const
+{
+    const __u32 id = backend_id;
+    shhim_backend_health h{};
+    if (backend_id == 0 || backend_id >= SHHIM_MAX_ROUTE_BACKENDS || bpf_map_lookup_elem(health_.get(), &id, &h) != 0)
+        throwErrno("read map shhim_backend_health entry " + std::to_string(id), errno ? errno : EINVAL);
+    return h;
+}
+
 std::vector<BackendHealth> RouteMaps::backends() const
 {
     std::vector<BackendHealth> out;

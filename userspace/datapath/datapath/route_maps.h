@@ -63,6 +63,8 @@ public:
     // Throws Error for an unknown id or state.
     void setBackendState(std::uint32_t backend_id, std::uint32_t state);
 
+    // One backend's entry (one lookup: the router's fast path). Throws Error.
+    shhim_backend_health health(std::uint32_t backend_id) const;
     // Readers: every backend id in use, every service with a VIP.
     std::vector<BackendHealth> backends() const;
     std::vector<ServiceRoute> services() const;

@@ -9,7 +9,10 @@
 #   exposition passes `promtool check metrics`; every query of the Grafana
 #   dashboard (scripts/deploy/grafana/shhim.json) parses in this Prometheus
 #   and those over backend metrics find series; the listener is bound to
-#   127.0.0.1 and read-only; no series carries a client address.
+#   127.0.0.1 and read-only; no series carries a client address. With a
+#   policy routing both servers: one 0/1 shhim_backend_state per state, the
+#   current one at 1; no fallback pool active; `shhimctl drain` shows as
+#   state "drained" and one shhim_routing_changes_total{action="drain"}.
 set -euo pipefail
 # shellcheck source=vm-tests/lib/testbed.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/testbed.sh"
@@ -30,9 +33,34 @@ obs_require_commands prometheus promtool curl jq ss
 tb_create_netns
 tb_create_cgroup
 
+# Both servers routed, so that the routing families have series. No
+# breaker trips and no judged error rate: the only routing change is the
+# test's own drain (a change of the series set between the last scrape and
+# the exposition compared below would fail the sample count).
+policy="$TB_DIR/policy.yaml"
+cat >"$policy" <<YAML
+schema_version: 1
+name: e2e-prometheus
+services:
+  - name: ehr
+    address: $TB_SVC_IP1:$HTTP_PORT
+    protocol: http
+    class: clinical
+    backends:
+      primary: [$TB_SVC_IP1:$HTTP_PORT]
+    thresholds: {consecutive_failures: 1000, error_rate: 1}
+  - name: lab
+    address: $TB_SVC_IP2:$MLLP_PORT
+    protocol: mllp
+    class: clinical
+    backends:
+      primary: [$TB_SVC_IP2:$MLLP_PORT]
+    thresholds: {consecutive_failures: 1000, error_rate: 1}
+YAML
+
 tb_start_testsvc http --http "$TB_SVC_IP1:$HTTP_PORT" --latency-ms "$ADDED_LATENCY_MS"
 tb_start_testsvc mllp --mllp "$TB_SVC_IP2:$MLLP_PORT"
-tb_start_shhimd --http-listen "127.0.0.1:$OBS_HTTP_PORT"
+tb_start_shhimd --http-listen "127.0.0.1:$OBS_HTTP_PORT" --policy "$policy" --audit-log "$TB_DIR/audit.jsonl"
 
 # ---- the listener: loopback only, read-only ----
 listeners="$(tb_in_client ss -Hltn "sport = :$OBS_HTTP_PORT" | awk '{print $4}' | sort -u | paste -sd' ')"
@@ -159,6 +187,28 @@ inf="$(prom shhim_backend_response_duration_seconds_bucket "$h" 'le="+Inf"')"
 tb_expect_eq "$h le=+Inf bucket == _count" "$(prom shhim_backend_response_duration_seconds_count "$h")" "$inf"
 tb_expect_eq "$h le=0.025 bucket (nothing faster than the added ${ADDED_LATENCY_MS} ms)" 0 \
   "$(prom shhim_backend_response_duration_seconds_bucket "$h" 'le="0.025"')"
+
+# ---- routing: backend states, pools, routing changes ----
+for b in "$h" "$m"; do
+  tb_expect_eq "$b shhim_backend_state{state=healthy}" 1 "$(prom shhim_backend_state "$b" 'state="healthy"')"
+  tb_expect_eq "$b shhim_backend_state series (one per state)" 5 \
+    "$(obs_prom_value "count(shhim_backend_state{job=\"shhimd\",backend=\"$b\"})")"
+  tb_expect_eq "$b shhim_backend_state summed over states" 1 \
+    "$(obs_prom_value "sum(shhim_backend_state{job=\"shhimd\",backend=\"$b\"})")"
+done
+tb_expect_eq "shhim_service_fallback_active{service=ehr}" 0 \
+  "$(obs_prom_value 'shhim_service_fallback_active{job="shhimd",service="ehr"}')"
+tb_check "shhimctl drain ehr $h" tb_ctl drain ehr "$h" --reason "e2e_prometheus: routing metrics"
+drained_scraped() {
+  [[ "$(prom shhim_backend_state "$h" 'state="drained"')" == 1 ]] &&
+    [[ "$(obs_prom_value 'shhim_routing_changes_total{job="shhimd",service="ehr",action="drain"}')" == 1 ]]
+}
+tb_check "prometheus scrapes the drain: state drained, one routing change" \
+  tb_wait_for "drain scraped" 10 drained_scraped
+tb_expect_eq "$h shhim_backend_state{state=healthy} after the drain" 0 "$(prom shhim_backend_state "$h" 'state="healthy"')"
+tb_expect_eq "drain counted with the caller as actor" 1 \
+  "$(obs_prom_value 'shhim_routing_changes_total{job="shhimd",service="ehr",action="drain",actor="uid:0"}')"
+tb_expect_eq "$m untouched by the drain (state healthy)" 1 "$(prom shhim_backend_state "$m" 'state="healthy"')"
 
 # ---- the Grafana dashboard queries these metrics: every query parses, and
 # every one over backend metrics finds series ----

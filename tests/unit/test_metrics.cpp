@@ -172,8 +172,6 @@ TEST_CASE("exposition: backend counters, errors by kind, statuses and histograms
     CHECK(hasLine(text, "shhim_backend_errors_total{" + labels + R"(,kind="syn_timeout"} 0)"));
     CHECK(hasLine(text, "shhim_backend_http_responses_total{" + labels + R"(,code="2xx"} 83)"));
     CHECK(hasLine(text, "shhim_backend_mllp_acks_total{" + labels + R"(,ack="AE"} 0)"));
-    CHECK(hasLine(text, "shhim_backend_state{" + labels + R"(,state="healthy"} 1)"));
-    CHECK(hasLine(text, "shhim_backend_state{" + labels + R"(,state="ejected"} 0)"));
     CHECK(hasLine(text, "shhim_backend_response_duration_seconds_bucket{" + labels + R"(,le="0.025"} 0)"));
     CHECK(hasLine(text, "shhim_backend_response_duration_seconds_bucket{" + labels + R"(,le="0.05"} 98)"));
     CHECK(hasLine(text, "shhim_backend_response_duration_seconds_bucket{" + labels + R"(,le="+Inf"} 98)"));
@@ -219,6 +217,12 @@ TEST_CASE("exposition: text format rules (HELP/TYPE once per family, before its 
     v6.endpoint = endpointV6({0x2001, 2, 0, 0, 0, 0, 0, 0x10}, 8080);
     in.backends.push_back(v6);
     in.policy_services = 2;
+    in.routing.emplace();
+    auto* service = in.routing->add_services();
+    service->set_name("fhir");
+    service->set_class_name("clinical");
+    service->add_backends()->set_backend("198.18.0.10:8080");
+    in.routing_changes[{"fhir", "eject", "kernel"}] = 1;
     const std::string text = renderMetrics(in);
 
     std::map<std::string, std::string> types;
@@ -254,9 +258,9 @@ TEST_CASE("exposition: text format rules (HELP/TYPE once per family, before its 
     }
     CHECK(hasLine(text, "shhim_policy_services 2"));
     CHECK(text.find(R"(backend="[2001:2::10]:8080")") != std::string::npos);
-    // Both backends in every backend family: 2 x (4 states).
+    // Both backends in every backend family: 2 x (6 acknowledgment codes).
     std::size_t states = 0;
     for (const auto& line : lines(text))
-        states += line.starts_with("shhim_backend_state{");
-    CHECK(states == 8);
+        states += line.starts_with("shhim_backend_mllp_acks_total{");
+    CHECK(states == 2 * SHHIM_MLLP_ACK_MAX);
 }

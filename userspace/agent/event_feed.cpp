@@ -35,6 +35,8 @@ std::uint64_t EventFeed::publish(shhim::v1::FeedEvent entry)
         entry.set_seq(seq);
         if (entry.type() == "failure")
             countFailure(entry);
+        if (entry.type() == "reroute" && entry.has_reroute())
+            ++routing_changes_[{entry.reroute().service(), entry.reroute().action(), entry.reroute().actor()}];
         entries_.push_back(std::move(entry));
         if (entries_.size() > kKeptEntries)
             entries_.pop_front();
@@ -117,6 +119,12 @@ std::array<std::uint64_t, SHHIM_EV_KIND_MAX> EventFeed::failuresByKind() const
 {
     std::lock_guard lock(mutex_);
     return failures_by_kind_;
+}
+
+core::RoutingChangeCounts EventFeed::routingChanges() const
+{
+    std::lock_guard lock(mutex_);
+    return routing_changes_;
 }
 
 std::map<std::string, EventFeed::RecentFailures> EventFeed::recentFailures(std::int64_t now_unix_ns) const

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/metrics.h"
 #include "shhim.pb.h"
 #include "shhim_abi.h"
 
@@ -59,6 +60,10 @@ public:
     // Failure events the feed received, by enum shhim_event_kind.
     std::array<std::uint64_t, SHHIM_EV_KIND_MAX> failuresByKind() const;
 
+    // "reroute" entries (the router's audit records) the feed received, by
+    // service, action and actor: shhim_routing_changes_total.
+    core::RoutingChangeCounts routingChanges() const;
+
     // Per backend (the key is BackendFilter-style text: core::backendLabel +
     // "/" + protocol), failures of the recent window as of `now_unix_ns`.
     std::map<std::string, RecentFailures> recentFailures(std::int64_t now_unix_ns) const;
@@ -81,6 +86,7 @@ private:
     std::uint64_t last_seq_ = 0;
     bool closed_ = false;
     std::array<std::uint64_t, SHHIM_EV_KIND_MAX> failures_by_kind_{};
+    core::RoutingChangeCounts routing_changes_;
     std::map<std::string, BackendRecent> recent_;
 };
 

@@ -144,6 +144,16 @@ struct HttpServer::Impl {
             query.set_top_flows(queryInt<std::uint32_t>(request, "top_flows"));
             response.set_content(toJson(dashboardView(context, query)), kJsonContentType);
         });
+        // The routing picture alone, as `shhimctl services -o json` prints it.
+        server.Get("/api/v1/services", [this](const httplib::Request& request, httplib::Response& response) {
+            const std::string only = request.has_param("service") ? request.get_param_value("service") : "";
+            const shhim::v1::ServiceList list = servicesView(context, only);
+            if (!only.empty() && list.services().empty()) {
+                plain(response, 404, "no service " + only + " in the applied policy");
+                return;
+            }
+            response.set_content(toJson(list), kJsonContentType);
+        });
         server.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
             response.set_content("{\"status\":\"ok\"}", kJsonContentType);
         });

@@ -6,9 +6,12 @@
 #include <map>
 #include <set>
 
+#include "agent/audit_log.h"
 #include "agent/metrics_interfaces.h"
 #include "agent/metrics_state.h"
+#include "agent/router.h"
 #include "core/metrics.h"
+#include "core/routing_view.h"
 #include "core/telemetry.h"
 
 namespace shhim::agent {
@@ -80,6 +83,11 @@ shhim::v1::Status statusView(const ApiContext& context)
     return out;
 }
 
+shhim::v1::ServiceList servicesView(const ApiContext& context, const std::string& service)
+{
+    return context.router != nullptr ? context.router->services(service) : shhim::v1::ServiceList{};
+}
+
 std::string metricsExposition(const ApiContext& context)
 {
     const auto& datapath = context.datapath;
@@ -110,8 +118,11 @@ std::string metricsExposition(const ApiContext& context)
         b.endpoint = record.endpoint;
         b.backend = record.backend;
         b.labels = observability.services.labelsOf(record.endpoint);
-        b.state = kDefaultBackendState;
         in.backends.push_back(std::move(b));
+    }
+    if (context.router != nullptr) {
+        in.routing = context.router->services("");
+        in.routing_changes = observability.feed.routingChanges();
     }
     return core::renderMetrics(in);
 }
@@ -152,8 +163,6 @@ shhim::v1::Dashboard dashboardView(const ApiContext& context, const shhim::v1::D
         const core::BackendLabels labels = observability.services.labelsOf(record.endpoint);
         view.set_service(labels.service);
         view.set_priority_class(labels.priority_class);
-        view.set_state(kDefaultBackendState);
-        view.set_state_reason(kDefaultBackendStateReason);
         const auto it = recent.find(recentFailuresKey(view.backend().endpoint(), view.backend().protocol()));
         if (it != recent.end()) {
             for (const auto& [kind, count] : it->second.by_kind)
@@ -176,6 +185,8 @@ shhim::v1::Dashboard dashboardView(const ApiContext& context, const shhim::v1::D
     }
     if (unassigned.backends_size() > 0)
         *out.add_services() = std::move(unassigned);
+    const shhim::v1::ServiceList routing = servicesView(context, "");
+    core::joinRouting(out, routing);
     for (auto& service : *out.mutable_services()) {
         auto* backends = service.mutable_backends();
         std::sort(backends->begin(), backends->end(), [](const auto& x, const auto& y) {
@@ -200,10 +211,15 @@ shhim::v1::Dashboard dashboardView(const ApiContext& context, const shhim::v1::D
 
     for (auto& entry : observability.feed.after(request.events_after_seq(), kMaxFeedEntriesPerAnswer))
         *out.add_events() = std::move(entry);
-    // The reroute timeline: reroute entries the decision engine publishes
-    // into the feed (none before it exists).
-    for (auto& entry : observability.feed.ofType("reroute"))
-        *out.add_reroutes() = std::move(entry);
+    // The reroute timeline from the audit trail (so it survives an agent
+    // restart); from the feed where this agent keeps no trail.
+    if (context.audit != nullptr) {
+        for (const auto& record : context.audit->newest(kRerouteTimelineRecords))
+            *out.add_reroutes() = core::rerouteTimelineEntry(record, routing);
+    } else {
+        for (auto& entry : observability.feed.ofType("reroute"))
+            *out.add_reroutes() = std::move(entry);
+    }
 
     *out.mutable_history() = observability.history.history(request.series_after_unix_seconds());
     return out;

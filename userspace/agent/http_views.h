@@ -1,8 +1,10 @@
-// What shhimd's HTTP listener serves, built from the kernel maps and the
-// agent's state on each request: the Prometheus exposition and the
-// dashboard's snapshot (a protobuf message, served as its JSON mapping).
+// What shhimd's HTTP listener serves, built from the kernel maps, the
+// router and the agent's state on each request: the Prometheus exposition,
+// the routing picture and the dashboard's snapshot (protobuf messages,
+// served as their JSON mapping).
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 #include "agent/server.h"
@@ -10,12 +12,14 @@
 
 namespace shhim::agent {
 
-// Every backend reads "healthy" until the decision engine exists; the
-// reason says so rather than implying an evaluation happened.
-inline constexpr const char* kDefaultBackendState = "healthy";
-inline constexpr const char* kDefaultBackendStateReason = "not evaluated: no decision engine in this build";
+// The newest audit records the dashboard's reroute timeline shows.
+inline constexpr std::size_t kRerouteTimelineRecords = 50;
 
 std::string metricsExposition(const ApiContext& context);
+
+// The router's services, pools and backend states (`shhimctl services`):
+// all services, or only `service`. Empty when the agent has no router.
+shhim::v1::ServiceList servicesView(const ApiContext& context, const std::string& service);
 
 shhim::v1::Dashboard dashboardView(const ApiContext& context, const shhim::v1::DashboardRequest& request);
 

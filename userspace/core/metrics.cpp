@@ -9,6 +9,8 @@
 #include <utility>
 
 #include "core/address.h"
+#include "core/policy_address.h"
+#include "core/routing_view.h"
 #include "core/telemetry.h"
 
 namespace shhim::core {
@@ -127,13 +129,6 @@ void renderBackends(Exposition& out, const std::vector<const BackendMetrics*>& b
             out.sample(name, backendLabels(*b), field(b->backend));
     };
 
-    out.family("shhim_backend_state", "gauge",
-               "1 for the backend's current state (healthy, suspect, ejected, probing), 0 for the others");
-    for (const auto* b : backends)
-        for (const auto state : kBackendStates)
-            out.sample("shhim_backend_state", with(backendLabels(*b), "state", std::string(state)),
-                       b->state == state ? 1 : 0);
-
     counterFamily("shhim_backend_flows_total", "Flows created towards the backend",
                   [](const shhim_backend& b) { return b.flows; });
     counterFamily("shhim_backend_connection_attempts_total", "First SYNs sent to the backend",
@@ -195,6 +190,44 @@ void renderBackends(Exposition& out, const std::vector<const BackendMetrics*>& b
                "Request start to first response byte, as the kernel saw it on the wire");
     for (const auto* b : backends)
         histogram(out, "shhim_backend_response_duration_seconds", backendLabels(*b), b->backend.response);
+}
+
+// The policy's "ADDRESS:PORT" as backendLabel() writes the kernel's
+// endpoint, so that routing series join the backend counters on `backend`.
+std::string routedBackendLabel(const std::string& text)
+{
+    const auto address = parseSocketAddress(text).value;
+    return address ? formatSocketAddress(*address) : text;
+}
+
+void renderRouting(Exposition& out, const shhim::v1::ServiceList& routing, const RoutingChangeCounts& changes)
+{
+    out.family("shhim_backend_state", "gauge",
+               "1 for the routed backend's current state (healthy, suspect, ejected, probing, drained), "
+               "0 for the others");
+    for (const auto& service : routing.services())
+        for (const auto& backend : service.backends()) {
+            const std::string shown = shownState(backend);
+            for (const auto state : kShownBackendStates)
+                out.sample("shhim_backend_state",
+                           {{"service", service.name()},
+                            {"class", service.class_name()},
+                            {"backend", routedBackendLabel(backend.backend())},
+                            {"state", std::string(state)}},
+                           shown == state ? 1 : 0);
+        }
+
+    out.family("shhim_service_fallback_active", "gauge",
+               "1 while the service's new connections go to its fallback pool, else 0");
+    for (const auto& service : routing.services())
+        out.sample("shhim_service_fallback_active", {{"service", service.name()}, {"class", service.class_name()}},
+                   service.active_pool() == "fallback" ? 1 : 0);
+
+    out.family("shhim_routing_changes_total", "counter",
+               "Routing changes this agent recorded in the audit trail, by service, action and actor");
+    for (const auto& [key, count] : changes)
+        out.sample("shhim_routing_changes_total",
+                   {{"service", key.service}, {"action", key.action}, {"actor", key.actor}}, count);
 }
 
 std::string perrReason(std::uint32_t id)
@@ -341,6 +374,8 @@ std::string renderMetrics(const MetricsInput& in)
                std::make_tuple(y->labels.service, backendLabel(y->endpoint), y->endpoint.proto);
     });
     renderBackends(out, backends);
+    if (in.routing)
+        renderRouting(out, *in.routing, in.routing_changes);
 
     return out.take();
 }

@@ -1,7 +1,8 @@
 // Prometheus exposition (text format 0.0.4) of what the kernel counted:
 // per-backend counters and latency histograms, global datapath counters,
-// map fill, agent-side event counts. Pure: the agent reads the maps and
-// fills MetricsInput; renderMetrics() only formats.
+// map fill, agent-side event counts, and the router's backend states,
+// pools and routing changes. Pure: the agent reads the maps and the router
+// and fills MetricsInput; renderMetrics() only formats.
 //
 // Cardinality is bounded by construction: series are per backend (the
 // kernel's backend table is capped), per interface, per counter id or per
@@ -9,12 +10,15 @@
 #pragma once
 
 #include <array>
+#include <compare>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "shhim.pb.h"
 #include "shhim_abi.h"
 
 namespace shhim::core {
@@ -57,7 +61,6 @@ struct BackendMetrics {
     shhim_endpoint endpoint{};
     shhim_backend backend{};
     BackendLabels labels;
-    std::string state = "healthy";  // healthy | suspect | ejected | probing
 };
 
 struct InterfaceMetrics {
@@ -79,9 +82,16 @@ struct MapMetrics {
     std::uint64_t max_entries = 0;
 };
 
-// Every backend state the decision engine knows; each backend exports a
-// 0/1 gauge per state so that dashboards can count them.
-inline constexpr std::array<std::string_view, 4> kBackendStates = {"healthy", "suspect", "ejected", "probing"};
+// Routing changes this agent made (audit records it wrote), counted by
+// service, action ("eject", "restore", "drain", "fallback", ...) and actor
+// ("engine", "kernel", "uid:N"): all bounded by the policy and the code.
+struct RoutingChangeKey {
+    std::string service;
+    std::string action;
+    std::string actor;
+    auto operator<=>(const RoutingChangeKey&) const = default;
+};
+using RoutingChangeCounts = std::map<RoutingChangeKey, std::uint64_t>;
 
 struct MetricsInput {
     std::string version;
@@ -96,6 +106,11 @@ struct MetricsInput {
     std::vector<AttachmentMetrics> attachments;
     std::vector<InterfaceMetrics> interfaces;
     std::vector<BackendMetrics> backends;
+    // The router's services, pools and backend states (each backend exports
+    // a 0/1 gauge per core::kShownBackendStates); nullopt: no router, and
+    // no routing families at all.
+    std::optional<shhim::v1::ServiceList> routing;
+    RoutingChangeCounts routing_changes;
 };
 
 // The whole exposition, families in a fixed order, every family with HELP

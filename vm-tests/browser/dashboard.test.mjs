@@ -12,7 +12,7 @@
 //   EXPECT_SERVICES   comma-separated policy service names the page must show
 //   SCREENSHOT        where to save the full-page screenshot (PNG)
 //   USER_DATA_DIR     a fresh, empty Chromium profile directory
-//   EXPECT_EJECTION   "1" once the decision engine ejects failing backends (issue 4)
+//   EXPECT_EJECTION   "1" (default): the killed backend must show "ejected" within 2 s; "0": SKIP
 import { chromium } from 'playwright-core';
 
 const env = (name, fallback) => {
@@ -27,7 +27,7 @@ const killPid = Number(env('KILL_PID'));
 const expectServices = env('EXPECT_SERVICES', '').split(',').filter(Boolean);
 const screenshot = env('SCREENSHOT');
 const userDataDir = env('USER_DATA_DIR');
-const expectEjection = env('EXPECT_EJECTION', '0') === '1';
+const expectEjection = env('EXPECT_EJECTION', '1') === '1';
 
 const KILL_DEADLINE_MS = 2000;
 let failures = 0;
@@ -100,8 +100,15 @@ try {
   check(/^[0-9.]+\/s$/.test(rate ?? '') && parseFloat(rate) > 0, `its request rate is live (${rate})`);
   check(await page.locator(killRow).count() === 1, `backend ${killBackend} is shown`);
   const stateBefore = await page.locator(`${killRow} .state`).getAttribute('data-state');
-  check(['healthy', 'suspect', 'ejected', 'probing'].includes(stateBefore),
-    `backend state is one of healthy/suspect/ejected/probing (${stateBefore})`);
+  if (expectEjection) check(stateBefore === 'healthy', `backend ${killBackend} is healthy before the kill (${stateBefore})`);
+  else check(['healthy', 'suspect', 'ejected', 'probing', 'drained'].includes(stateBefore),
+    `backend state is one of healthy/suspect/ejected/probing/drained (${stateBefore})`);
+  const poolBefore = await page.locator(killRow).getAttribute('data-pool');
+  check(poolBefore === 'primary', `its pool is shown: primary (${poolBefore})`);
+  for (const name of expectServices) {
+    const pool = await page.locator(`[data-service="${name}"]`).getAttribute('data-active-pool');
+    check(pool === 'primary', `service ${name} shows its active pool (${pool})`);
+  }
 
   const flowBytes = await waitInPage(page, () => {
     const rows = [...document.querySelectorAll('#flows tr[data-flow]')];
@@ -119,31 +126,39 @@ try {
     null, 3000);
   check(policyEvent, 'live event feed shows the policy load');
 
-  // Kill a backend: its failures must show within 2 s.
+  // Kill a backend: its ejection and its failures must show within 2 s.
   process.kill(killPid, 0);  // still running (throws if not)
   const killedAt = Date.now();
   process.kill(killPid, 'SIGKILL');
+  if (expectEjection) {
+    const ejected = await waitInPage(page, (sel) => document.querySelector(`${sel} .state`)?.dataset.state === 'ejected',
+      killRow, KILL_DEADLINE_MS);
+    const elapsed = Date.now() - killedAt;
+    check(ejected, `killed backend shown as ejected within ${KILL_DEADLINE_MS} ms of the kill (${elapsed} ms)`);
+    const why = await page.locator(`${killRow} [data-field="why"]`).textContent();
+    check(/refused/.test(why ?? ''), `its "why" names the evidence (${why})`);
+    const since = Number(await page.locator(killRow).getAttribute('data-since'));
+    check(since * 1e-6 >= killedAt - 5000, `its "since" is the ejection, not the agent start (${since})`);
+    const record = await waitInPage(page, (backend) =>
+      document.querySelector(`#reroutes li[data-action="eject"][data-backend="${backend}"][data-after="ejected"]`)?.textContent ?? null,
+    killBackend.split('/')[0], 2000);
+    check(record !== null, `reroute timeline shows the audit record of the ejection (${record})`);
+    const survivor = await page.locator(`tr${liveRow} .state`).getAttribute('data-state');
+    check(survivor === 'healthy', `the surviving backend stays healthy (${survivor})`);
+  } else {
+    const state = await page.locator(`${killRow} .state`).getAttribute('data-state');
+    skip(`killed backend shown as ejected within ${KILL_DEADLINE_MS} ms (EXPECT_EJECTION=0); state shown now: ${state}`);
+  }
   const refused = await waitInPage(page, (sel) => {
     const row = document.querySelector(sel);
     return row && Number(row.dataset.recentRefused) > 0 ? Number(row.dataset.recentRefused) : null;
   }, killRow, KILL_DEADLINE_MS);
   const elapsed = Date.now() - killedAt;
-  check(refused !== null, `killed backend shows recent refused connections within ${KILL_DEADLINE_MS} ms ` +
-    `(${refused} after ${elapsed} ms)`);
+  check(refused !== null, `killed backend shows recent refused connections (${refused} at ${elapsed} ms after the kill)`);
   const feedRefused = await waitInPage(page, (key) => [...document.querySelectorAll('#events li[data-type="failure"]')]
     .some((li) => li.textContent.includes('refused') && li.textContent.includes(key.split('/')[0])),
   killBackend, 1000);
   check(feedRefused, 'live event feed shows the refused connections');
-
-  if (expectEjection) {
-    const ejected = await waitInPage(page, (sel) => document.querySelector(`${sel} .state`)?.dataset.state === 'ejected',
-      killRow, Math.max(0, KILL_DEADLINE_MS - (Date.now() - killedAt)));
-    check(ejected, `killed backend shown as ejected within ${KILL_DEADLINE_MS} ms of the kill`);
-  } else {
-    const state = await page.locator(`${killRow} .state`).getAttribute('data-state');
-    skip(`killed backend shown as ejected within ${KILL_DEADLINE_MS} ms: needs the decision engine ` +
-      `(issue 4); state shown now: ${state}`);
-  }
 
   // Let one more refresh draw the failures everywhere, then keep the picture.
   await page.waitForTimeout(1200);

@@ -1,5 +1,6 @@
 // shhim dashboard: polls shhimd's /api/v1/dashboard (the protobuf JSON of
-// shhim.v1.Dashboard) about once a second and draws it. Read-only; no
+// shhim.v1.Dashboard, with the router's ServiceList and the newest audit
+// records) about once a second and draws it. Read-only; no
 // libraries, nothing fetched from anywhere but this agent. Every value
 // from the agent reaches the page through textContent, never as HTML.
 'use strict';
@@ -229,8 +230,35 @@
       ['icmp', num(b.icmp_errors)], ['5xx', http5xx], ['nack', nacks]].filter(([, n]) => n > 0);
   }
 
-  function backendRow(view) {
+  // "3m 12s" since a Unix-ns time, as of the snapshot's own clock.
+  const ageText = (sinceNs, nowNs) => (num(sinceNs) > 0 && num(nowNs) >= num(sinceNs)
+    ? formatUptime((num(nowNs) - num(sinceNs)) / 1e9) : '-');
+
+  // The state as the router shows it ("" for a backend no service routes),
+  // with what holds it there.
+  function stateBadge(view) {
+    const routing = view.routing || {};
+    let text = view.state || 'not routed';
+    if (routing.held) text += ' (held)';
+    if (view.state === 'probing') text += ` ${num(routing.probe_successes)} ok`;
+    return el('span', { class: 'state', 'data-state': view.state || '' }, text);
+  }
+
+  function whyText(view, nowNs) {
+    const routing = view.routing;
+    if (!routing) return view.state_reason || '';
+    const parts = [view.state_reason || '-'];
+    if (routing.drained && num(routing.drained_until_unix_ns) > 0)
+      parts.push(`drained until ${timeOf(routing.drained_until_unix_ns)}`);
+    if (routing.state === 'ejected' && num(routing.ejected_until_unix_ns) > num(nowNs))
+      parts.push(`probes from ${timeOf(routing.ejected_until_unix_ns)}`);
+    if (routing.drained && routing.state !== 'healthy') parts.push(`engine: ${routing.state}`);
+    return parts.join('; ');
+  }
+
+  function backendRow(view, nowNs) {
     const b = view.backend || {};
+    const routing = view.routing || {};
     const endpoint = b.endpoint || {};
     const recent = view.recent_failures || {};
     const recentTotal = Object.values(recent).reduce((n, c) => n + num(c), 0);
@@ -240,15 +268,22 @@
     return el('tr', {
       class: recentTotal > 0 ? 'failing' : '',
       'data-backend': backendKey(endpoint, b.protocol),
-      'data-state': view.state,
+      'data-state': view.state || '',
+      'data-pool': routing.pool || '',
+      'data-since': num(routing.since_unix_ns),
+      'data-actor': routing.actor || '',
       'data-requests': num(b.requests),
       'data-recent-failures': recentTotal,
       'data-recent-refused': num(recent.refused),
     },
     el('td', {}, endpointText(endpoint)),
     el('td', {}, b.protocol || ''),
-    el('td', {}, el('span', { class: 'state', 'data-state': view.state }, view.state || '?')),
-    el('td', { class: 'reason' }, view.state_reason || ''),
+    el('td', {}, routing.pool || '-'),
+    el('td', {}, stateBadge(view)),
+    el('td', { class: 'num', 'data-field': 'since' }, view.routing ? ageText(routing.since_unix_ns, nowNs) : '-'),
+    el('td', { class: 'reason', 'data-field': 'why' }, whyText(view, nowNs)),
+    el('td', { 'data-field': 'kernel' }, routing.kernel_state
+      ? `${routing.kernel_state}${num(routing.kernel_trips) ? ` (${num(routing.kernel_trips)} trips)` : ''}` : '-'),
     el('td', { class: 'num', 'data-field': 'request-rate' }, formatRate(num(b.request_rate_per_second))),
     el('td', { class: 'num', 'data-field': 'error-rate' }, formatRate(num(b.error_rate_per_second))),
     el('td', { class: 'num', 'data-field': 'p50' }, formatDuration(num(response.p50_seconds))),
@@ -259,22 +294,44 @@
     el('td', {}, timeOf(view.last_failure_unix_ns)));
   }
 
-  function backendTable(views) {
-    const head = el('tr', {}, ...['backend', 'proto', 'state', 'why', 'req/s', 'err/s', 'p50', 'p99', 'requests',
-      'errors (total)', 'recent failures', 'last failure'].map((h, i) => el('th', { class: i >= 4 && i <= 8 ? 'num' : '' }, h)));
-    return el('table', {}, el('thead', {}, head), el('tbody', {}, ...views.map(backendRow)));
+  function backendTable(views, nowNs) {
+    const numeric = new Set(['since', 'req/s', 'err/s', 'p50', 'p99', 'requests']);
+    const head = el('tr', {}, ...['backend', 'proto', 'pool', 'state', 'since', 'why', 'kernel', 'req/s', 'err/s', 'p50',
+      'p99', 'requests', 'errors (total)', 'recent failures', 'last failure'].map((h) => el('th', { class: numeric.has(h) ? 'num' : '' }, h)));
+    return el('table', {}, el('thead', {}, head), el('tbody', {}, ...views.map((v) => backendRow(v, nowNs))));
+  }
+
+  // The service's pool as the router has it: active pool, fail-open, an engineer's pin.
+  function poolLine(routed, nowNs) {
+    if (!routed) return null;
+    const pool = routed.active_pool || 'primary';
+    const parts = [el('span', { class: 'pool', 'data-pool': pool }, `pool ${pool}`)];
+    if (routed.fail_open) parts.push(el('span', { class: 'pool', 'data-pool': 'fail-open' }, 'FAIL-OPEN: no routable backend'));
+    if (routed.pinned)
+      parts.push(el('span', { class: 'pool', 'data-pool': 'pinned' },
+        `pinned by ${routed.pinned_by}${num(routed.pinned_until_unix_ns) ? ` until ${timeOf(routed.pinned_until_unix_ns)}` : ''}`));
+    const why = routed.reason ? `${routed.reason}, ` : '';
+    parts.push(el('span', { class: 'muted' }, ` ${routed.address} ${routed.protocol} · ${why}since ${ageText(routed.since_unix_ns, nowNs)}`));
+    return el('div', { class: 'pool-line', 'data-field': 'pool' }, ...parts);
   }
 
   function renderServices(d) {
     document.getElementById('recent-window').textContent = num(d.recent_failure_window_seconds) || 60;
+    const routedByName = new Map(((d.routing || {}).services || []).map((s) => [s.name, s]));
     const cards = (d.services || []).map((service) => {
       const backends = service.backends || [];
+      const routed = routedByName.get(service.name);
       const title = service.name
         ? el('h3', {}, service.name, service.priority_class ? el('span', { class: 'class-tag' }, service.priority_class) : null)
         : el('h3', {}, 'Backends in no policy service');
-      return el('div', { class: service.name ? 'service' : 'service unassigned', 'data-service': service.name || '' },
-        title,
-        backends.length ? backendTable(backends) : el('div', { class: 'empty' }, 'no backend mapped to this service'));
+      return el('div', {
+        class: service.name ? 'service' : 'service unassigned',
+        'data-service': service.name || '',
+        'data-active-pool': routed ? routed.active_pool : '',
+      },
+      title,
+      poolLine(routed, d.now_unix_ns),
+      backends.length ? backendTable(backends, d.now_unix_ns) : el('div', { class: 'empty' }, 'no backend mapped to this service'));
     });
     replaceChildren('services', ...(cards.length ? cards : [el('div', { class: 'empty' }, 'no backends seen yet')]));
   }
@@ -374,11 +431,26 @@
       e.service ? el('span', { class: 'class-tag' }, e.service) : null);
   }
 
+  // One audit record: when, what, which backend, from what to what, who and why.
+  function rerouteItem(e) {
+    const r = e.reroute;
+    if (!r) return eventItem(e);
+    const target = r.backend ? `${r.service} ${r.backend}` : `${r.service} (pool)`;
+    return el('li', { 'data-type': 'reroute', 'data-action': r.action, 'data-service': r.service,
+      'data-backend': r.backend || '', 'data-after': r.after || '', 'data-audit-seq': num(r.seq) },
+    el('span', { class: 'time' }, timeOf(r.time_unix_ns)),
+    el('span', { class: 'type action' }, r.action),
+    el('span', {}, target),
+    el('span', { class: 'transition' }, `${r.before || '-'} \u2192 ${r.after || '-'}`),
+    el('span', { class: 'actor' }, r.actor),
+    el('span', { class: 'reason' }, r.reason || ''));
+  }
+
   function renderReroutes(d) {
     const reroutes = d.reroutes || [];
     replaceChildren('reroutes', reroutes.length
-      ? el('ol', { class: 'events' }, ...reroutes.slice().reverse().map(eventItem))
-      : el('div', { class: 'empty' }, 'no reroutes recorded'));
+      ? el('ol', { class: 'events timeline' }, ...reroutes.slice().reverse().map(rerouteItem))
+      : el('div', { class: 'empty' }, 'no routing changes recorded'));
   }
 
   function renderEvents(d) {

@@ -61,7 +61,12 @@ Try, in another terminal (as root):
   $ctl backends
   $ctl flows --top 10 --sort latency
   $ctl events --last 20
+  $ctl services                      # pools, backend states, since when and why
+  $ctl observe --follow              # failures and reroutes as they happen
+  $ctl audit tail -n 20              # every routing change, SHA-256 chained
+  $ctl drain fhir $FHIR_B --reason "demo maintenance" --for 1m
   $ctl backends -o json | jq .
+  dashboard: nsenter --net=/run/netns/$TB_NS_CLIENT curl -s http://127.0.0.1:9464/ (or forward the port)
 
 EOF
 
@@ -113,6 +118,10 @@ while ((SECONDS < deadline)); do
        fault latency_ms 150 "$CTL_FHIR_A" ;;
     5) tb_log "round $round: all healthy again"
        reset_faults ;;
+    0) tb_log "round $round: fhir-b crashes (refuses connections): the kernel takes it out of fhir's rotation"
+       fault refuse true "$CTL_FHIR_B" ;;
+    1) tb_log "round $round: fhir-b is back; the agent's probes restore it"
+       reset_faults ;;
     *) tb_log "round $round: steady traffic" ;;
   esac
 
@@ -136,6 +145,7 @@ while ((SECONDS < deadline)); do
   done
   printf 'after round %d (%ds):\n' "$round" $((duration - (deadline - SECONDS)))
   summary
+  tb_ctl services 2>/dev/null | sed 's/^/  /' || true
 done
 
 tb_log "demo time (${duration}s) is up; cleaning up"

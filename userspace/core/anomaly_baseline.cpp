@@ -194,7 +194,7 @@ ScoredVector Baseline::excess(const FeatureVector& x) const
     return out;
 }
 
-double Baseline::distanceSquared(const ScoredVector& excess) const
+double Baseline::excessDistanceSquared(const ScoredVector& excess) const
 {
     return factor_.matrixL().solve(excess).squaredNorm();
 }
@@ -212,7 +212,7 @@ Eigen::VectorXd distancesSquared(const ExcessMatrix& excess, std::span<const Bas
     Eigen::VectorXd out(excess.rows());
     for (Eigen::Index i = 0; i < excess.rows(); ++i) {
         const ScoredVector row = excess.row(i).transpose();
-        out[i] = baselines[static_cast<std::size_t>(i)]->distanceSquared(row);
+        out[i] = baselines[static_cast<std::size_t>(i)]->excessDistanceSquared(row);
     }
     return out;
 }

@@ -83,8 +83,8 @@ public:
     // max(0, x - mean) over the scored features; NaN (not measured) is 0.
     ScoredVector excess(const FeatureVector& x) const;
     // excess' Sigma^-1 excess, by the cached Cholesky factor.
-    double distanceSquared(const ScoredVector& excess) const;
-    double distanceSquared(const FeatureVector& x) const { return distanceSquared(excess(x)); }
+    double excessDistanceSquared(const ScoredVector& excess) const;
+    double distanceSquared(const FeatureVector& x) const { return excessDistanceSquared(excess(x)); }
     // Each feature's share of distanceSquared (they add up to it):
     // excess_i * (Sigma^-1 excess)_i.
     ScoredVector contributions(const ScoredVector& excess) const;

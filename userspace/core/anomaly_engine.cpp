@@ -35,17 +35,10 @@ std::string printf1(const char* format, double v)
     return buf;
 }
 
-// Three significant digits, no exponent: 0.142, 4.80, 35.0, 480.
+// Three significant digits without an exponent: 0.142, 4.8, 35, 480, 1234.
 std::string significant(double v)
 {
-    const double a = std::abs(v);
-    if (a >= 100)
-        return printf1("%.0f", v);
-    if (a >= 10)
-        return printf1("%.1f", v);
-    if (a >= 1)
-        return printf1("%.2f", v);
-    return printf1("%.3g", v);
+    return printf1(std::abs(v) >= 1000 ? "%.0f" : "%.3g", v);
 }
 
 std::string inUnits(Feature f, double v)

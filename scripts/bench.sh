@@ -53,4 +53,9 @@ if [[ -z "${SHHIM_BENCH_NO_CONGESTION:-}" ]]; then
   rm -f "$results.log"
   ((congestion_rc == 0)) || bench_rc=$congestion_rc
 fi
+# Anomaly scoring throughput (issue 5): pure userspace, one core.
+# Bar: Mahalanobis with its probability >= 1,000,000 vectors/s.
+echo
+[[ -n "${SHHIM_SKIP_BUILD:-}" ]] || bash "$repo_root/scripts/build.sh" --target shhim-bench-anomaly </dev/null >/dev/null
+"$repo_root/build/tests/bench/shhim-bench-anomaly" || bench_rc=1
 exit "$bench_rc"

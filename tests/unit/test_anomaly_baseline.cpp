@@ -204,3 +204,13 @@ TEST_CASE("calibration: incomplete gamma and the chi-bar-squared tail")
     CHECK(core::anomalyProbability(10) < core::anomalyProbability(20));
     CHECK(core::anomalyProbability(40) > 0.9999);
 }
+
+TEST_CASE("calibration: the tabulated tail matches the exact one")
+{
+    const core::ChiBarSquaredTable table;
+    for (const double d2 : {0.0, 0.013, 1.0, 7.77, 28.5, 199.99, 250.0, 5000.0}) {
+        CAPTURE(d2);
+        const double exact = core::logChiBarSquaredTail(d2, core::kScoredFeatureCount);
+        CHECK(table.logTail(d2) == doctest::Approx(exact).epsilon(1e-5));
+    }
+}

@@ -174,13 +174,15 @@ ScoredMatrix Baseline::regularizedCovariance() const
 
 void Baseline::refactor()
 {
-    factor_.compute(regularizedCovariance());
+    const ScoredMatrix sigma = regularizedCovariance();
+    sd_ = sigma.diagonal().cwiseSqrt();
+    factor_.compute(sigma);
     // Positive definite by construction; rounding alone could break it,
     // and a larger floor repairs that (bounded).
     for (double jitter = 1e-12; factor_.info() != Eigen::Success && jitter < 1; jitter *= 100) {
-        ScoredMatrix sigma = regularizedCovariance();
-        sigma.diagonal().array() += jitter * (1.0 + sigma.diagonal().maxCoeff());
-        factor_.compute(sigma);
+        ScoredMatrix jittered = sigma;
+        jittered.diagonal().array() += jitter * (1.0 + sigma.diagonal().maxCoeff());
+        factor_.compute(jittered);
     }
 }
 
@@ -239,6 +241,28 @@ double logChiBarSquaredTail(double distance_squared, int k)
 double anomalyProbability(double distance_squared, int k)
 {
     return -std::expm1(logChiBarSquaredTail(distance_squared, k));
+}
+
+ChiBarSquaredTable::ChiBarSquaredTable(int k, double max_distance, double step) : k_(k), step_(step)
+{
+    const auto points = static_cast<std::size_t>(std::ceil(max_distance / step)) + 1;
+    table_.reserve(points);
+    for (std::size_t i = 0; i < points; ++i) {
+        const double distance = static_cast<double>(i) * step;
+        table_.push_back(logChiBarSquaredTail(distance * distance, k));
+    }
+}
+
+double ChiBarSquaredTable::logTail(double distance_squared) const
+{
+    const double position = std::sqrt(distance_squared) / step_;
+    if (!(position >= 0))
+        return logChiBarSquaredTail(distance_squared, k_);
+    const auto i = static_cast<std::size_t>(position);
+    if (i + 1 >= table_.size())
+        return logChiBarSquaredTail(distance_squared, k_);
+    const double t = position - static_cast<double>(i);
+    return table_[i] + t * (table_[i + 1] - table_[i]);
 }
 
 }  // namespace shhim::core

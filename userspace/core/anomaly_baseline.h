@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
@@ -79,6 +80,8 @@ public:
     // The matrix the distance uses: scored features only, shrunk and floored.
     ScoredMatrix regularizedCovariance() const;
     const Eigen::LLT<ScoredMatrix>& factor() const { return factor_; }
+    // Standard deviations of the scored features: the regularized diagonal.
+    const ScoredVector& sd() const { return sd_; }
 
     // max(0, x - mean) over the scored features; NaN (not measured) is 0.
     ScoredVector excess(const FeatureVector& x) const;
@@ -98,6 +101,7 @@ private:
     std::uint64_t updates_ = 0;
     BaselineSettings settings_;
     Eigen::LLT<ScoredMatrix> factor_;
+    ScoredVector sd_;
 };
 
 // Batch: row i of `excess` against baselines[i] (sizes must match).
@@ -111,5 +115,20 @@ double logChiBarSquaredTail(double distance_squared, int k);
 double anomalyProbability(double distance_squared, int k = kScoredFeatureCount);
 // ln Q(a, x), the regularized upper incomplete gamma function (a > 0, x >= 0).
 double logUpperGammaQ(double a, double x);
+
+// logChiBarSquaredTail(., k) tabulated for distances (not squared) in
+// [0, max_distance], where it is smooth, linear between grid points and
+// exact beyond: eleven incomplete gamma functions per tick cost more than
+// the distance itself.
+class ChiBarSquaredTable {
+public:
+    explicit ChiBarSquaredTable(int k = kScoredFeatureCount, double max_distance = 15, double step = 0.002);
+    double logTail(double distance_squared) const;
+
+private:
+    int k_;
+    double step_;
+    std::vector<double> table_;
+};
 
 }  // namespace shhim::core

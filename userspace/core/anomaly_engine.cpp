@@ -111,7 +111,7 @@ std::optional<Slope> leastSquaresSlope(std::span<const double> ys, std::size_t m
 FeatureVector excessInSd(const Baseline& baseline, const FeatureVector& x)
 {
     const ScoredVector excess = baseline.excess(x);
-    const ScoredVector sd = baseline.regularizedCovariance().diagonal().cwiseSqrt();
+    const ScoredVector& sd = baseline.sd();
     FeatureVector out = FeatureVector::Zero();
     out.segment<kScoredFeatureCount>(kFirstScoredFeature) = excess.cwiseQuotient(sd);
     return out;
@@ -183,7 +183,7 @@ std::vector<double> chronological(const std::vector<double>& ring, std::size_t n
 double AnomalyEngine::trendScore(const BackendState& s, const ScoredVector& excess) const
 {
     const TrendSettings& t = settings_.trend;
-    const ScoredVector sd = s.baseline.regularizedCovariance().diagonal().cwiseSqrt();
+    const ScoredVector& sd = s.baseline.sd();
     double best = 0;
     const auto consider = [&](const std::vector<double>& ring, Feature f, double alarm_rise) {
         const int i = index(f) - kFirstScoredFeature;
@@ -224,8 +224,9 @@ std::vector<AnomalyResult> AnomalyEngine::scoreTick(std::span<const BackendId> i
         const ScoredVector e = excess.row(row).transpose();
         AnomalyResult& r = results[i];
         r.distance_squared = d2[row];
-        r.probability = anomalyProbability(r.distance_squared);
-        r.mahalanobis_score = mahalanobisScore(r.distance_squared, settings_.alarm_nines);
+        const double log_tail = tail_.logTail(r.distance_squared);
+        r.probability = -std::expm1(log_tail);
+        r.mahalanobis_score = std::max(0.0, -log_tail / std::log(10.0)) / settings_.alarm_nines;
         if (model_) {
             r.iforest = model_->forest.score(excessInSd(s.baseline, x));
             const double threshold = model_->score_threshold > 0 ? model_->score_threshold : settings_.iforest_threshold;

@@ -155,6 +155,7 @@ private:
 
     AnomalySettings settings_;
     std::optional<AnomalyModel> model_;
+    ChiBarSquaredTable tail_;
     std::map<std::string, BackendState, std::less<>> backends_;
 };
 

@@ -71,7 +71,10 @@ int main(int argc, char** argv)
                 std::fprintf(stderr, "shhim-bench-anomaly: %s needs a positive number\n", arg.c_str());
                 return 2;
             }
-            (arg == "--backends" ? backends = static_cast<Eigen::Index>(v) : 0, arg == "--seconds" ? seconds = v : 0);
+            if (arg == "--backends")
+                backends = static_cast<Eigen::Index>(v);
+            else
+                seconds = v;
         } else {
             std::fprintf(stderr, "usage: shhim-bench-anomaly [--backends N] [--seconds S]\n");
             return 2;

@@ -63,4 +63,10 @@ if [[ -z "${SHHIM_BENCH_NO_REROUTE:-}" ]]; then
   bash "$repo_root/vm-tests/bench_reroute.sh" 2>&1 | grep -v '^\[bench_reroute\]' || reroute_rc=$?
   ((reroute_rc == 0)) || bench_rc=$reroute_rc
 fi
+
+# Anomaly scoring throughput (issue 5): pure userspace, one core.
+# Bar: Mahalanobis with its probability >= 1,000,000 vectors/s.
+echo
+[[ -n "${SHHIM_SKIP_BUILD:-}" ]] || bash "$repo_root/scripts/build.sh" --target shhim-bench-anomaly </dev/null >/dev/null
+"$repo_root/build/tests/bench/shhim-bench-anomaly" || bench_rc=1
 exit "$bench_rc"

@@ -74,7 +74,7 @@ tb_start_testsvc fhir-b --http "$TB_SVC_IP2:$HTTP_PORT" --latency-ms 20 \
   --mllp "$TB_SVC_IP3:$MLLP_PORT"
 # A trail of this run's own: the shared default would bring other runs'
 # states back at start (restart reconstruction) and into the timeline.
-tb_start_shhimd --http-listen "127.0.0.1:$OBS_HTTP_PORT" --policy "$policy" --audit-log "$TB_DIR/audit.jsonl"
+tb_start_shhimd --http-listen "127.0.0.1:$OBS_HTTP_PORT" --policy "$policy"
 
 # Steady traffic for the page to show, to each backend's own address. New
 # connections to the victim, so that after the kill every request is a

@@ -60,7 +60,7 @@ YAML
 
 tb_start_testsvc http --http "$TB_SVC_IP1:$HTTP_PORT" --latency-ms "$ADDED_LATENCY_MS"
 tb_start_testsvc mllp --mllp "$TB_SVC_IP2:$MLLP_PORT"
-tb_start_shhimd --http-listen "127.0.0.1:$OBS_HTTP_PORT" --policy "$policy" --audit-log "$TB_DIR/audit.jsonl"
+tb_start_shhimd --http-listen "127.0.0.1:$OBS_HTTP_PORT" --policy "$policy"
 
 # ---- the listener: loopback only, read-only ----
 listeners="$(tb_in_client ss -Hltn "sport = :$OBS_HTTP_PORT" | awk '{print $4}' | sort -u | paste -sd' ')"

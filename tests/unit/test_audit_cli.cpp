@@ -3,6 +3,8 @@
 // exit 2 on usage errors and unreadable files.
 #include <doctest/doctest.h>
 
+#include "command_support.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,42 +21,12 @@ namespace {
 
 const fs::path kFixtures = fs::path(SHHIM_SOURCE_DIR) / "tests/data/audit";
 
-struct Run {
-    int exit_code;
-    std::string out;
-    std::string err;
-};
-
-std::string slurp(const fs::path& path)
-{
-    std::ifstream in(path);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
-}
-
-// A scratch directory removed at scope exit.
-struct Scratch {
-    fs::path path;
-    Scratch()
-    {
-        std::string templ = (fs::temp_directory_path() / "shhim-audit-cli-XXXXXX").string();
-        REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        path = templ;
-    }
-    ~Scratch() { fs::remove_all(path); }
-};
+using Run = shhim::test::CommandRun;
+using shhim::test::slurp;
 
 Run shhimctl(const std::string& args)
 {
-    Scratch dir;
-    const auto out = dir.path / "out", err = dir.path / "err";
-    const std::string command = std::string("'") + SHHIMCTL_PATH + "' " + args + " >'" + out.string() + "' 2>'" +
-                                err.string() + "' </dev/null";
-    const int status = std::system(command.c_str());
-    REQUIRE(status != -1);
-    REQUIRE(WIFEXITED(status));
-    return {WEXITSTATUS(status), slurp(out), slurp(err)};
+    return shhim::test::runCommand(std::string("'") + SHHIMCTL_PATH + "' " + args);
 }
 
 std::string fixture(const std::string& name) { return "'" + (kFixtures / name).string() + "'"; }

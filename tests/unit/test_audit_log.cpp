@@ -8,29 +8,15 @@
 #include <sstream>
 
 #include "agent/audit_log.h"
+#include "command_support.h"
 #include "core/audit.h"
 
 using namespace shhim;
 
 namespace {
 
-struct TempDir {
-    std::filesystem::path path;
-    TempDir()
-    {
-        char pattern[] = "/tmp/shhim-audit-XXXXXX";
-        path = ::mkdtemp(pattern);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
-
-std::string slurp(const std::filesystem::path& path)
-{
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
+using TempDir = shhim::test::ScratchDir;
+using shhim::test::slurp;
 
 v1::AuditRecord record(const std::string& action)
 {

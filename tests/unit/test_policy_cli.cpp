@@ -4,6 +4,8 @@
 // an invalid policy before it touches the kernel.
 #include <doctest/doctest.h>
 
+#include "command_support.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,45 +25,13 @@ namespace fs = std::filesystem;
 
 const fs::path kSource(SHHIM_SOURCE_DIR);
 
-struct Run {
-    int exit_code;
-    std::string out;
-    std::string err;
-};
+using Run = shhim::test::CommandRun;
+using shhim::test::slurp;
+using ScratchDir = shhim::test::ScratchDir;
 
-std::string slurp(const fs::path& path)
-{
-    std::ifstream in(path);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
-}
-
-// A scratch directory removed at scope exit.
-struct ScratchDir {
-    fs::path path;
-    ScratchDir()
-    {
-        std::string templ = (fs::temp_directory_path() / "shhim-policy-cli-XXXXXX").string();
-        REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        path = templ;
-    }
-    ~ScratchDir() { fs::remove_all(path); }
-};
-
-// Runs `command` (already quoted) from the source directory, so that file
-// names in messages are the relative ones an operator types.
-Run runIn(const fs::path& cwd, const std::string& command)
-{
-    ScratchDir dir;
-    const auto out = dir.path / "out", err = dir.path / "err";
-    const std::string line = "cd '" + cwd.string() + "' && " + command + " >'" + out.string() + "' 2>'" +
-                             err.string() + "' </dev/null";
-    const int status = std::system(line.c_str());
-    REQUIRE(status != -1);
-    REQUIRE(WIFEXITED(status));
-    return {WEXITSTATUS(status), slurp(out), slurp(err)};
-}
+// Runs `command` (already quoted) from `cwd`, so that file names in
+// messages are the relative ones an operator types.
+Run runIn(const fs::path& cwd, const std::string& command) { return shhim::test::runCommand(command, cwd); }
 
 // The whitespace-separated cells of the first line starting with `prefix`.
 std::vector<std::string> rowOf(const std::string& text, const std::string& prefix)

@@ -2,6 +2,8 @@
 // error and exit 1, usage and exit 2 on bad arguments, help with examples.
 #include <doctest/doctest.h>
 
+#include "command_support.h"
+
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -15,42 +17,13 @@
 
 namespace {
 
-struct Result {
-    int exit_code;
-    std::string out;
-    std::string err;
-};
-
-std::string slurp(const std::filesystem::path& path)
-{
-    std::ifstream in(path);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
-}
-
-// A scratch directory removed at scope exit.
-struct TempDir {
-    std::filesystem::path path;
-    TempDir()
-    {
-        std::string templ = (std::filesystem::temp_directory_path() / "shhimctl-test-XXXXXX").string();
-        REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        path = templ;
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
+using Result = shhim::test::CommandRun;
+using TempDir = shhim::test::ScratchDir;
+using shhim::test::slurp;
 
 Result runShhimctl(const std::string& args)
 {
-    TempDir dir;
-    const auto out = dir.path / "out", err = dir.path / "err";
-    const std::string command = std::string("'") + SHHIMCTL_PATH + "' " + args + " >'" + out.string() + "' 2>'" +
-                                err.string() + "' </dev/null";
-    const int status = std::system(command.c_str());
-    REQUIRE(status != -1);
-    REQUIRE(WIFEXITED(status));
-    return {WEXITSTATUS(status), slurp(out), slurp(err)};
+    return shhim::test::runCommand(std::string("'") + SHHIMCTL_PATH + "' " + args);
 }
 
 }  // namespace

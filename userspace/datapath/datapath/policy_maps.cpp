@@ -235,19 +235,7 @@ PolicyMaps PolicyMaps::openPinned(const std::string& pin_root)
     checkLayout(m.class_counters_.get(), "shhim_class_counters", sizeof(__u32), sizeof(shhim_class_counter));
     checkLayout(m.class_buckets_.get(), "shhim_class_buckets", sizeof(__u32), sizeof(shhim_class_bucket));
 
-    // The grace-period map: an ARRAY_OF_MAPS of one slot, updated with the
-    // same tiny inner array each time. Private to this process.
-    const int inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "shhim_rcu_inner", sizeof(__u32), sizeof(__u32), 1, nullptr);
-    if (inner < 0)
-        throwErrno("create map shhim_rcu_inner (used to wait for running BPF programs)", errno);
-    m.rcu_inner_.reset(inner);
-    auto outer_opts = libbpfOpts<bpf_map_create_opts>();
-    outer_opts.inner_map_fd = static_cast<__u32>(inner);
-    const int outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "shhim_rcu_sync", sizeof(__u32), sizeof(__u32), 1,
-                                     &outer_opts);
-    if (outer < 0)
-        throwErrno("create map shhim_rcu_sync (used to wait for running BPF programs)", errno);
-    m.rcu_outer_.reset(outer);
+    m.barrier_ = std::make_unique<ProgramBarrier>("shhim_rcu");
 
     m.ncpus_ = libbpf_num_possible_cpus();
     if (m.ncpus_ <= 0)
@@ -255,12 +243,7 @@ PolicyMaps PolicyMaps::openPinned(const std::string& pin_root)
     return m;
 }
 
-void PolicyMaps::waitForPrograms() const
-{
-    const __u32 inner = static_cast<__u32>(rcu_inner_.get());
-    if (bpf_map_update_elem(rcu_outer_.get(), &kZero, &inner, BPF_ANY) != 0)
-        throwErrno("wait for running BPF programs (update of shhim_rcu_sync)", errno);
-}
+void PolicyMaps::waitForPrograms() const { barrier_->wait(); }
 
 shhim_policy_state PolicyMaps::readState() const
 {

@@ -45,6 +45,7 @@
 // include directory (userspace/).
 #include "core/classify_tables.h"
 #include "common/unique_fd.h"
+#include "datapath/program_barrier.h"
 #include "shhim_abi.h"
 
 namespace shhim::datapath {
@@ -163,8 +164,7 @@ private:
     UniqueFd ifaces_;
     UniqueFd class_counters_;
     UniqueFd class_buckets_;
-    UniqueFd rcu_inner_;   // private: updating rcu_outer_ with it waits for a grace period
-    UniqueFd rcu_outer_;
+    std::unique_ptr<ProgramBarrier> barrier_;  // waits for running programs between write and flip
     int ncpus_ = 0;
     std::unique_ptr<std::mutex> writer_ = std::make_unique<std::mutex>();
     std::shared_ptr<MapWriter> map_writer_ = kernelMapWriter();

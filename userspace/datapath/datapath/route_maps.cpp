@@ -149,31 +149,14 @@ RouteMaps RouteMaps::openPinned(const std::string& pin_root)
     checkLayout(m.backend_ids_.get(), "shhim_backend_ids", sizeof(shhim_endpoint), sizeof(__u32));
     checkLayout(m.counters_.get(), "shhim_route_counters", sizeof(__u32), sizeof(shhim_route_counter));
 
-    // Grace periods: every update of an ARRAY_OF_MAPS waits for one
-    // (synchronize_rcu in the kernel), the same way policy_maps.cpp waits.
-    const int inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "shhim_rt_inner", sizeof(__u32), sizeof(__u32), 1, nullptr);
-    if (inner < 0)
-        throwErrno("create map shhim_rt_inner (used to wait for running BPF programs)", errno);
-    m.rcu_inner_.reset(inner);
-    auto outer_opts = libbpfOpts<bpf_map_create_opts>();
-    outer_opts.inner_map_fd = static_cast<__u32>(inner);
-    const int outer =
-        bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "shhim_rt_sync", sizeof(__u32), sizeof(__u32), 1, &outer_opts);
-    if (outer < 0)
-        throwErrno("create map shhim_rt_sync (used to wait for running BPF programs)", errno);
-    m.rcu_outer_.reset(outer);
+    m.barrier_ = std::make_unique<ProgramBarrier>("shhim_rt");
     m.ncpus_ = libbpf_num_possible_cpus();
     if (m.ncpus_ <= 0)
         throwErrno("count possible CPUs", m.ncpus_);
     return m;
 }
 
-void RouteMaps::waitForPrograms() const
-{
-    const __u32 inner = static_cast<__u32>(rcu_inner_.get());
-    if (bpf_map_update_elem(rcu_outer_.get(), &kZero, &inner, BPF_ANY) != 0)
-        throwErrno("wait for running BPF programs (update of shhim_rt_sync)", errno);
-}
+void RouteMaps::waitForPrograms() const { barrier_->wait(); }
 
 void RouteMaps::apply(const core::RouteTables& tables)
 {

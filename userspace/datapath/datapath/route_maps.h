@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "datapath/program_barrier.h"
 #include "core/route_table.h"
 #include "shhim_abi.h"
 
@@ -83,8 +84,7 @@ private:
     UniqueFd health_;
     UniqueFd backend_ids_;
     UniqueFd counters_;
-    UniqueFd rcu_inner_;
-    UniqueFd rcu_outer_;
+    std::unique_ptr<ProgramBarrier> barrier_;  // waits for running programs between write and flip
     int ncpus_ = 0;
     std::unique_ptr<std::mutex> writer_ = std::make_unique<std::mutex>();
 };

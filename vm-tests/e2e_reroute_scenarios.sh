@@ -94,6 +94,9 @@ requests_ok() {   # COUNT NAME: COUNT requests through the VIP, all answered 200
 tb_check "all six connect/sendmsg/recvmsg hooks attached" \
   bash -c "'$TB_SHHIMCTL' --socket '$TB_SOCKET' status -o json | jq -e '[.attachments[]? | select(.hook | startswith(\"cgroup/\"))] | length >= 6' >/dev/null"
 requests_ok 100 warmup
+tb_check "explain: the anomaly engine scores a primary that had traffic" \
+  tb_wait_for "an anomaly score for $TB_SVC_IP1" 10 \
+  bash -c "'$TB_SHHIMCTL' --socket '$TB_SOCKET' explain alarms '$TB_SVC_IP1:$PORT' | grep -q 'score .* (normal\|score .* (degraded'"
 
 # ---- 1. crash ---------------------------------------------------------------
 observe_log="$TB_DIR/observe.jsonl"

@@ -291,3 +291,29 @@ TEST_CASE("JSON is the protobuf mapping: proto field names, zeros present, round
     CHECK(empty_status.find("\"events_lost\": \"0\"") != std::string::npos);
     CHECK(empty_status.find("\"reused_pinned_state\": false") != std::string::npos);
 }
+
+TEST_CASE("explain: score, parts, drivers, and whether it acts")
+{
+    shhim::v1::AnomalyExplanation e;
+    e.set_service("fhir");
+    e.set_backend("198.18.0.10:8080");
+    e.set_score(2.5);
+    e.set_sensitivity(1.0);
+    e.set_mahalanobis_score(2.5);
+    e.set_probability(0.99999);
+    auto* driver = e.add_drivers();
+    driver->set_text("p99 latency 480 ms vs baseline 35 ms, x13.7");
+    e.set_rate("request rate 44/s vs baseline 10/s, x4.4 (not scored)");
+    e.set_baseline_version("ewma-mahalanobis/1");
+    e.set_baseline_samples(600);
+    const std::string text = shhim::cli::formatExplanation(e);
+    CHECK(text.find("fhir 198.18.0.10:8080: score 2.50 (degraded") == 0);
+    CHECK(text.find("  p99 latency 480 ms vs baseline 35 ms, x13.7\n") != std::string::npos);
+    CHECK(text.find("(not scored)") != std::string::npos);
+    CHECK(text.find("shadow mode") != std::string::npos);
+    e.set_acting(true);
+    e.set_score(0.2);
+    const std::string acting = shhim::cli::formatExplanation(e);
+    CHECK(acting.find("score 0.20 (normal") != std::string::npos);
+    CHECK(acting.find("feeds the decision engine") != std::string::npos);
+}

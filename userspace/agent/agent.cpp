@@ -238,7 +238,8 @@ int runAgent(const AgentOptions& options)
     // Routing: the audit trail first (restart rebuilds the states from it), the probe worker, the engine.
     AuditLog audit(options.audit_path);
     ProbeWorker probes;
-    Router router(*routes, audit, state.observability(), probes, [](const std::string& line) { spdlog::info("{}", line); });
+    Router router(*routes, audit, state.observability(), probes, [](const std::string& line) { spdlog::info("{}", line); },
+                  options.anomaly_acts);
     PolicyApplier applier(state, *classes, *routes, router, options.kernel_breaker);
     if (start_policy) {
         applier.apply(start_policy, true);

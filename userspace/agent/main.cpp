@@ -43,6 +43,7 @@ struct Flags {
     std::string http_listen = kDefaultHttpListen;
     std::string audit_log = kDefaultAuditLog;
     bool no_kernel_breaker = false;
+    bool anomaly_eject = false;
     std::string pin_root = SHHIM_PIN_ROOT;
     std::uint32_t flow_entries = 0;
     std::uint32_t syn_timeout_ms = 1000;
@@ -159,6 +160,7 @@ int runAgent(const Flags& flags)
     options.policy_path = flags.policy;
     options.audit_path = flags.audit_log;
     options.kernel_breaker = !flags.no_kernel_breaker;
+    options.anomaly_acts = flags.anomaly_eject;
     options.tick = std::chrono::milliseconds(flags.tick_ms);
     options.load.pin_root = flags.pin_root;
     options.load.interfaces = flags.interfaces;
@@ -259,6 +261,10 @@ int main(int argc, char** argv)
     app.add_flag("--no-kernel-breaker", flags.no_kernel_breaker,
                  "The kernel counts hard evidence but never takes a backend out itself; the agent's decision "
                  "engine alone ejects (one ring-buffer round trip later). For comparison and troubleshooting")
+        ->group("Agent");
+    app.add_flag("--anomaly-eject", flags.anomaly_eject,
+                 "Let the anomaly score (per backend, every tick; `shhimctl explain`) eject degraded backends. "
+                 "Off by default: the score is computed and explained only, until it is tuned for the site")
         ->group("Agent");
     app.add_option("--tick-ms", flags.tick_ms, "How often backend rates are computed")
         ->group("Agent")

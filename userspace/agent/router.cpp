@@ -98,8 +98,10 @@ std::string summaryOf(const v1::AuditRecord& r)
 
 }  // namespace
 
-Router::Router(RouteControl& routes, AuditLog& audit, Observability& observability, ProbeWorker& probes, Log log)
-    : routes_(routes), audit_(audit), observability_(observability), probes_(probes), log_(std::move(log))
+Router::Router(RouteControl& routes, AuditLog& audit, Observability& observability, ProbeWorker& probes, Log log,
+               bool anomaly_acts)
+    : routes_(routes), audit_(audit), observability_(observability), probes_(probes), log_(std::move(log)),
+      anomaly_(core::AnomalySettings{}), anomaly_acts_(anomaly_acts)
 {
     for (const auto& repair : audit_.repairs())
         log_("audit trail " + audit_.path() + ": " + repair);
@@ -281,7 +283,13 @@ void Router::onTick(const std::vector<datapath::BackendRecord>& backends)
     std::map<std::string, const shhim_backend*> by_endpoint;
     for (const auto& record : backends)
         by_endpoint[endpointKey(record.endpoint)] = &record.backend;
+    const auto tick_time = std::chrono::steady_clock::now();
+    const double seconds =
+        previous_tick_ ? std::chrono::duration<double>(tick_time - *previous_tick_).count() : 0.0;
+    previous_tick_ = tick_time;
     std::vector<core::WindowSample> samples;
+    std::vector<core::BackendId> scored;
+    std::vector<core::FeatureVector> features;
     std::map<std::uint32_t, shhim_backend> counts;
     for (const auto& [pair, ref] : refs_) {
         const auto found = by_endpoint.find(endpointKey(core::routeEndpoint(pair.second)));
@@ -289,12 +297,24 @@ void Router::onTick(const std::vector<datapath::BackendRecord>& backends)
             continue;
         counts[ref.id] = *found->second;
         const auto previous = previous_counts_.find(ref.id);
-        if (previous == previous_counts_.end())
+        if (previous == previous_counts_.end() || seconds <= 0)
             continue;  // first sight: no increase to judge yet
         core::WindowSample sample = core::windowSample(previous->second, *found->second, ref.protocol);
         sample.service = pair.first;
         sample.backend = pair.second;
         samples.push_back(std::move(sample));
+        scored.push_back({pair.first, pair.second, classOf(pair.first)});
+        features.push_back(
+            core::featureVector(core::tickCounts(previous->second, *found->second, ref.protocol, seconds)));
+    }
+    if (!features.empty()) {
+        core::FeatureMatrix rows(static_cast<Eigen::Index>(features.size()), core::kFeatureCount);
+        for (std::size_t i = 0; i < features.size(); ++i)
+            rows.row(static_cast<Eigen::Index>(i)) = features[i].transpose();
+        const auto results = anomaly_.scoreTick(scored, rows);
+        if (anomaly_acts_)
+            for (std::size_t i = 0; i < samples.size(); ++i)
+                samples[i].score = results[i].score;
     }
     previous_counts_ = std::move(counts);
 
@@ -359,6 +379,47 @@ std::vector<v1::AuditRecord> Router::reroute(const std::string& service, const s
     if (duration)
         until = time + *duration;
     return commit(engine_.reroute(service, pool, reason, actor, time, until));
+}
+
+std::string Router::classOf(const std::string& service) const
+{
+    for (const auto& spec : policy_->validated.policy.services())
+        if (spec.name() == service)
+            return spec.class_();
+    return {};
+}
+
+v1::AnomalyExplanation Router::explain(const std::string& service, const std::string& backend) const
+{
+    std::lock_guard lock(mutex_);
+    const auto found = anomaly_.explain(service, backend);
+    if (!found)
+        throw std::invalid_argument("no anomaly score yet for " + service + " " + backend +
+                                    " (a backend of the applied policy is scored once it has traffic)");
+    v1::AnomalyExplanation out;
+    out.set_service(found->service);
+    out.set_backend(found->backend);
+    out.set_score(found->result.score);
+    out.set_sensitivity(found->result.sensitivity);
+    out.set_probability(found->result.probability);
+    out.set_mahalanobis_score(found->result.mahalanobis_score);
+    out.set_iforest_score(found->result.iforest_score);
+    out.set_trend_score(found->result.trend_score);
+    for (const auto& driver : found->drivers) {
+        v1::FeatureDriverView& view = *out.add_drivers();
+        view.set_feature(std::string(core::featureNames()[static_cast<std::size_t>(core::index(driver.feature))]));
+        view.set_value(driver.value);
+        view.set_baseline(driver.baseline);
+        view.set_share(driver.share);
+        view.set_text(driver.text);
+    }
+    out.set_rate(found->rate);
+    out.set_trend(found->trend);
+    out.set_baseline_samples(found->baseline_weight);
+    out.set_baseline_version(found->baseline_version);
+    out.set_iforest_version(found->iforest_version);
+    out.set_acting(anomaly_acts_);
+    return out;
 }
 
 v1::ServiceList Router::services(const std::string& only) const

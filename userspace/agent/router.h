@@ -30,6 +30,7 @@
 #include "agent/policy.h"
 #include "agent/prober.h"
 #include "agent/route_control.h"
+#include "core/anomaly_engine.h"
 #include "core/decision_engine.h"
 #include "core/route_table.h"
 #include "datapath/maps.h"
@@ -41,7 +42,11 @@ class Router {
 public:
     using Log = std::function<void(const std::string&)>;
 
-    Router(RouteControl& routes, AuditLog& audit, Observability& observability, ProbeWorker& probes, Log log);
+    // anomaly_acts: the anomaly score feeds the decision engine; otherwise
+    // it is computed and explained only (shadow mode, the default until
+    // the scenario evaluator has tuned it).
+    Router(RouteControl& routes, AuditLog& audit, Observability& observability, ProbeWorker& probes, Log log,
+           bool anomaly_acts = false);
 
     // After the kernel took `tables` for `policy`. At agent start the states
     // are rebuilt from the audit trail and reconciled with the kernel.
@@ -65,6 +70,8 @@ public:
                                          std::optional<std::chrono::milliseconds> duration);
 
     v1::ServiceList services(const std::string& only) const;
+    // Throws std::invalid_argument for a pair never scored.
+    v1::AnomalyExplanation explain(const std::string& service, const std::string& backend) const;
 
 private:
     struct BackendRef {
@@ -83,6 +90,7 @@ private:
     void enforce(bool reconcile);
     void rebuildRefs(const v1::Policy& policy, const core::RouteTables& tables);
     void restoreAfterRestart();
+    std::string classOf(const std::string& service) const;  // caller holds mutex_
 
     RouteControl& routes_;
     AuditLog& audit_;
@@ -97,6 +105,9 @@ private:
     std::map<std::uint32_t, std::vector<Pair>> pairs_of_id_;
     std::map<std::uint32_t, bool> wanted_down_;  // as last written
     std::map<std::uint32_t, shhim_backend> previous_counts_;
+    std::optional<std::chrono::steady_clock::time_point> previous_tick_;
+    core::AnomalyEngine anomaly_;
+    bool anomaly_acts_;
 };
 
 }  // namespace shhim::agent

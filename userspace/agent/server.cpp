@@ -245,6 +245,20 @@ public:
         });
     }
 
+    grpc::Status Explain(grpc::ServerContext*, const v1::ExplainRequest* request, v1::AnomalyExplanation* out) override
+    {
+        if (!context_.router)
+            return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this agent does not route");
+        try {
+            *out = context_.router->explain(request->service(), request->backend());
+            return grpc::Status::OK;
+        } catch (const std::invalid_argument& e) {
+            return grpc::Status(grpc::StatusCode::NOT_FOUND, e.what());
+        } catch (const std::exception& e) {
+            return internalError("Explain", e);
+        }
+    }
+
     grpc::Status AuditTail(grpc::ServerContext* call, const v1::AuditTailRequest* request,
                            grpc::ServerWriter<v1::AuditRecord>* writer) override
     {

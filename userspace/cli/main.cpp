@@ -927,6 +927,27 @@ int main(int argc, char** argv)
         };
     });
 
+    Output explain_output = Output::Table;
+    std::string explain_service, explain_backend;
+    auto* explain = app.add_subcommand("explain", "why a backend's anomaly score is what it is: the features against its baseline");
+    explain->add_option("SERVICE", explain_service, "the policy service")->required();
+    explain->add_option("BACKEND", explain_backend, "the backend, ADDR:PORT as the policy writes it")->required();
+    addOutputOption(*explain, explain_output);
+    explain->footer("A rise in request rate alone is not scored (a clinical surge is not a failure); a rise in\n"
+                    "latency, errors or retransmits is, at any rate.\n\n"
+                    "Examples:\n  shhimctl explain fhir 198.18.0.10:8080");
+    explain->callback([&] {
+        run = [&] {
+            shhim::v1::ExplainRequest request;
+            request.set_service(explain_service);
+            request.set_backend(explain_backend);
+            return callAgent<shhim::v1::AnomalyExplanation>(
+                globals, "Explain",
+                [&request](auto& stub, auto& ctx, auto& out) { return stub.Explain(&ctx, request, &out); },
+                printer(explain_output, &shhim::cli::formatExplanation));
+        };
+    });
+
     auto* audit = app.add_subcommand("audit", "the audit trail of routing changes");
     audit->require_subcommand(1);
     std::string audit_file(shhim::core::kDefaultAuditFile);

@@ -86,6 +86,8 @@ std::string formatStressStatus(const shhim::v1::StressStatus& status);
 std::string formatServices(const shhim::v1::ServiceList& list, std::int64_t now_unix_ns);
 // "2026-11-23T12:00:00.123Z  #7  kernel  eject  fhir 198.18.0.10:8080  healthy -> ejected  ..."
 std::string formatAuditRecord(const shhim::v1::AuditRecord& record);
+// `shhimctl explain`: the score, its parts, and the features behind it.
+std::string formatExplanation(const shhim::v1::AnomalyExplanation& explanation);
 // What a drain, restore or reroute changed: its audit records.
 std::string formatRoutingResponse(const shhim::v1::RoutingResponse& response);
 

@@ -1,4 +1,5 @@
 // `shhimctl services`, the manual routing commands and `audit tail` (issue 4).
+#include <cstdio>
 #include <string>
 
 #include "cli/printers.h"
@@ -110,6 +111,28 @@ std::string formatAuditRecord(const v1::AuditRecord& r)
         line += "]";
     }
     return line + "\n";
+}
+
+std::string formatExplanation(const v1::AnomalyExplanation& e)
+{
+    char line[256];
+    std::snprintf(line, sizeof(line), "%s %s: score %.2f (%s; x%.2f class sensitivity)\n", e.service().c_str(),
+                  e.backend().c_str(), e.score(), e.score() >= 1.0 ? "degraded" : "normal", e.sensitivity());
+    std::string out = line;
+    std::snprintf(line, sizeof(line), "  parts: mahalanobis %.2f (p=%.6f), isolation forest %.2f, trend %.2f\n",
+                  e.mahalanobis_score(), e.probability(), e.iforest_score(), e.trend_score());
+    out += line;
+    for (const auto& driver : e.drivers())
+        out += "  " + driver.text() + "\n";
+    if (!e.rate().empty())
+        out += "  " + e.rate() + "\n";
+    if (!e.trend().empty())
+        out += "  " + e.trend() + "\n";
+    std::snprintf(line, sizeof(line), "  baseline %s over %.0f samples; isolation forest %s; %s\n",
+                  e.baseline_version().c_str(), e.baseline_samples(),
+                  e.iforest_version().empty() ? "none loaded" : e.iforest_version().c_str(),
+                  e.acting() ? "the score feeds the decision engine" : "shadow mode (shhimd --anomaly-eject to act)");
+    return out + line;
 }
 
 std::string formatRoutingResponse(const v1::RoutingResponse& response)

@@ -1,4 +1,5 @@
 #include "cli/printers.h"
+#include "core/audit.h"
 
 #include <algorithm>
 #include <cmath>
@@ -118,14 +119,9 @@ std::string formatUnixTimeUtc(std::int64_t unix_ns)
 {
     if (unix_ns <= 0)
         return "-";
-    const std::time_t secs = static_cast<std::time_t>(unix_ns / 1'000'000'000);
-    const int millis = static_cast<int>(unix_ns / 1'000'000 % 1000);
-    std::tm utc{};
-    gmtime_r(&secs, &utc);
-    char buffer[64];
-    std::snprintf(buffer, sizeof(buffer), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-                  utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
-    return buffer;
+    // The audit trail's format: one way of writing a time across the project.
+    return core::rfc3339Millis(core::EngineTime(
+        std::chrono::duration_cast<core::EngineTime::duration>(std::chrono::nanoseconds(unix_ns))));
 }
 
 std::string formatEndpoint(const shhim::v1::Endpoint& endpoint)

@@ -63,6 +63,18 @@ std::string describeFailure(const std::string& rpc, const std::string& socket, c
     return rpc + " failed: " + message + " (gRPC status " + std::to_string(static_cast<int>(code)) + ")";
 }
 
+// A stub on the agent's socket, or nullptr after saying that no agent runs
+// (a missing socket needs no connection attempt to explain).
+std::unique_ptr<shhim::v1::Shhim::Stub> agentStub(const Globals& globals)
+{
+    std::error_code ec;
+    if (!std::filesystem::exists(globals.socket, ec)) {
+        std::cerr << "shhimctl: no agent running (cannot reach " << globals.socket << ")\n";
+        return nullptr;
+    }
+    return shhim::v1::Shhim::NewStub(grpc::CreateChannel("unix:" + globals.socket, grpc::InsecureChannelCredentials()));
+}
+
 // One RPC: `print`'s exit code for the Response from `call`, or an error
 // line and exit code 1.
 template <typename Response>
@@ -70,14 +82,9 @@ int callAgent(const Globals& globals, const std::string& rpc,
               const std::function<grpc::Status(shhim::v1::Shhim::Stub&, grpc::ClientContext&, Response&)>& call,
               const std::function<int(const Response&)>& print)
 {
-    // A missing socket needs no connection attempt to explain.
-    std::error_code ec;
-    if (!std::filesystem::exists(globals.socket, ec)) {
-        std::cerr << "shhimctl: no agent running (cannot reach " << globals.socket << ")\n";
+    const auto stub = agentStub(globals);
+    if (!stub)
         return kExitAgentUnreachable;
-    }
-    auto channel = grpc::CreateChannel("unix:" + globals.socket, grpc::InsecureChannelCredentials());
-    auto stub = shhim::v1::Shhim::NewStub(channel);
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + kRpcDeadline);
     Response response;
@@ -236,13 +243,9 @@ int runObserve(const Globals& globals, const ObserveOptions& options)
         request.set_since_unix_ns(now_ns);  // only what happens from now on
     }
 
-    std::error_code ec;
-    if (!std::filesystem::exists(globals.socket, ec)) {
-        std::cerr << "shhimctl: no agent running (cannot reach " << globals.socket << ")\n";
+    const auto stub = agentStub(globals);
+    if (!stub)
         return kExitAgentUnreachable;
-    }
-    auto channel = grpc::CreateChannel("unix:" + globals.socket, grpc::InsecureChannelCredentials());
-    auto stub = shhim::v1::Shhim::NewStub(channel);
     grpc::ClientContext context;
     if (!options.follow)
         context.set_deadline(std::chrono::system_clock::now() + kRpcDeadline);
@@ -333,11 +336,9 @@ int runCapture(const Globals& globals, const CaptureOptions& options)
     request.set_port(options.port);
     request.set_interface(options.interface);
 
-    std::error_code ec;
-    if (!std::filesystem::exists(globals.socket, ec)) {
-        std::cerr << "shhimctl: no agent running (cannot reach " << globals.socket << ")\n";
+    const auto stub = agentStub(globals);
+    if (!stub)
         return kExitAgentUnreachable;
-    }
     const bool to_stdout = options.file == "-";
     std::ofstream file;
     if (!to_stdout) {
@@ -353,8 +354,6 @@ int runCapture(const Globals& globals, const CaptureOptions& options)
 
     grpc::ClientContext context;
     InterruptWatcher watcher(context);
-    auto channel = grpc::CreateChannel("unix:" + globals.socket, grpc::InsecureChannelCredentials());
-    auto stub = shhim::v1::Shhim::NewStub(channel);
     auto reader = stub->Capture(&context, request);
     std::uint64_t written = 0;
     shhim::v1::CapturedPacket packet;
@@ -371,8 +370,9 @@ int runCapture(const Globals& globals, const CaptureOptions& options)
     }
     if (!status.ok() && !watcher.interrupted()) {
         std::cerr << "shhimctl: " << describeFailure("Capture", globals.socket, status) << "\n";
+        std::error_code ignored;  // an empty capture file says nothing: remove it
         if (written == 0 && !to_stdout)
-            std::filesystem::remove(options.file, ec);
+            std::filesystem::remove(options.file, ignored);
         return status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? kExitUsage : kExitAgentUnreachable;
     }
     std::cerr << "shhimctl: wrote " << written << (written == 1 ? " packet" : " packets") << " to " << where
@@ -471,12 +471,9 @@ bool setDuration(const std::string& text, Request& request, void (Request::*set)
 // `audit tail`: one server-streaming call, each record printed as it arrives.
 int runAuditTail(const Globals& globals, std::uint32_t count, bool follow, bool json)
 {
-    std::error_code ec;
-    if (!std::filesystem::exists(globals.socket, ec)) {
-        std::cerr << "shhimctl: no agent running (cannot reach " << globals.socket << ")\n";
+    const auto stub = agentStub(globals);
+    if (!stub)
         return kExitAgentUnreachable;
-    }
-    auto stub = shhim::v1::Shhim::NewStub(grpc::CreateChannel("unix:" + globals.socket, grpc::InsecureChannelCredentials()));
     grpc::ClientContext context;
     if (!follow)
         context.set_deadline(std::chrono::system_clock::now() + kRpcDeadline);

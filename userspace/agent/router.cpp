@@ -299,13 +299,14 @@ void Router::onTick(const std::vector<datapath::BackendRecord>& backends)
         const auto previous = previous_counts_.find(ref.id);
         if (previous == previous_counts_.end() || seconds <= 0)
             continue;  // first sight: no increase to judge yet
-        core::WindowSample sample = core::windowSample(previous->second, *found->second, ref.protocol);
+        // One set of counter increases serves the decision engine and the anomaly engine.
+        const core::TickCounts tick = core::tickCounts(previous->second, *found->second, ref.protocol, seconds);
+        core::WindowSample sample = core::windowSample(tick);
         sample.service = pair.first;
         sample.backend = pair.second;
         samples.push_back(std::move(sample));
         scored.push_back({pair.first, pair.second, classOf(pair.first)});
-        features.push_back(
-            core::featureVector(core::tickCounts(previous->second, *found->second, ref.protocol, seconds)));
+        features.push_back(core::featureVector(tick));
     }
     if (!features.empty()) {
         core::FeatureMatrix rows(static_cast<Eigen::Index>(features.size()), core::kFeatureCount);

@@ -77,6 +77,7 @@ TickCounts tickCounts(const shhim_backend& before_in, const shhim_backend& now, 
     counts.syn_timeouts = increase(before.syn_timeouts, now.syn_timeouts);
     counts.resets = increase(before.resets, now.resets);
     counts.server_errors = increase(before.http_status[SHHIM_HTTP_5XX], now.http_status[SHHIM_HTTP_5XX]);
+    counts.client_errors = increase(before.http_status[SHHIM_HTTP_4XX], now.http_status[SHHIM_HTTP_4XX]);
     for (const int nack : {SHHIM_MLLP_AE, SHHIM_MLLP_AR, SHHIM_MLLP_CE, SHHIM_MLLP_CR})
         counts.nacks += increase(before.mllp_acks[nack], now.mllp_acks[nack]);
     counts.retransmits = increase(before.retransmits, now.retransmits);

@@ -65,6 +65,7 @@ struct TickCounts {
     std::uint64_t resets = 0;
     std::uint64_t server_errors = 0;
     std::uint64_t nacks = 0;
+    std::uint64_t client_errors = 0;   // HTTP 4xx: not failures, not scored
     std::uint64_t retransmits = 0;
     std::uint64_t srtt_samples = 0;
     double srtt_us_sum = 0;

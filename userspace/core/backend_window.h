@@ -1,17 +1,21 @@
-// What the decision engine hears from one tick: the change of one backend's
-// kernel counters between two reads, as a WindowSample (decision_types.h).
-// Pure; the agent keeps the previous read.
+// What the decision engine hears from one tick: one backend's counter
+// increases (anomaly_features.h TickCounts, the one place they are
+// computed) as a WindowSample (decision_types.h). Pure.
 #pragma once
 
+#include "core/anomaly_features.h"
 #include "core/decision_types.h"
 #include "shhim_abi.h"
 
 namespace shhim::core {
 
-// Counts since `before` (a recreated entry — first_seen_ns changed or a
-// counter went down — counts from zero). Requests are request starts for
-// http and mllp services, connection attempts for tcp ones. p99 comes from
-// the response histogram's increase (unset when no response was measured).
+// Requests are request starts for http and mllp services, connection
+// attempts for tcp ones; connect failures are refusals, ICMP unreachables
+// and SYN timeouts; 4xx are counted apart (not failures).
+WindowSample windowSample(const TickCounts& counts);
+
+// The same from two reads of a kernel backend entry (a recreated entry
+// counts from zero).
 WindowSample windowSample(const shhim_backend& before, const shhim_backend& now, v1::AppProtocol protocol);
 
 }  // namespace shhim::core

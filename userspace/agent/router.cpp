@@ -117,11 +117,13 @@ void Router::rebuildRefs(const v1::Policy& policy, const core::RouteTables& tabl
     for (const auto& service : policy.services()) {
         const core::ProbeSettings probe = core::probeSettings(service);
         auto add = [&](const std::string& text) {
-            const auto id = id_of_endpoint.find(endpointKey(core::routeEndpoint(text)));
+            const std::string endpoint = endpointKey(core::routeEndpoint(text));
+            const auto id = id_of_endpoint.find(endpoint);
             if (id == id_of_endpoint.end())
                 return;  // compileRouteTables names every policy backend; defensive only
             const Pair pair{service.name(), text};
-            refs_[pair] = BackendRef{id->second, *core::parseSocketAddress(text).value, service.protocol(), probe};
+            refs_[pair] =
+                BackendRef{id->second, endpoint, *core::parseSocketAddress(text).value, service.protocol(), probe};
             pairs_of_id_[id->second].push_back(pair);
         };
         for (const auto& text : service.backends().primary())
@@ -255,7 +257,7 @@ void Router::onEvent(const shhim_event& event)
     const std::string key = endpointKey(event.server);
     std::vector<core::Change> changes;
     for (const auto& [pair, ref] : refs_) {
-        if (endpointKey(core::routeEndpoint(pair.second)) != key)
+        if (ref.endpoint != key)
             continue;
         auto more = engine_.onHardFailure(pair.first, pair.second, kind.value_or(FailureKind::Refused), now(), tripped);
         changes.insert(changes.end(), more.begin(), more.end());
@@ -292,7 +294,7 @@ void Router::onTick(const std::vector<datapath::BackendRecord>& backends)
     std::vector<core::FeatureVector> features;
     std::map<std::uint32_t, shhim_backend> counts;
     for (const auto& [pair, ref] : refs_) {
-        const auto found = by_endpoint.find(endpointKey(core::routeEndpoint(pair.second)));
+        const auto found = by_endpoint.find(ref.endpoint);
         if (found == by_endpoint.end())
             continue;
         counts[ref.id] = *found->second;

@@ -76,6 +76,7 @@ public:
 private:
     struct BackendRef {
         std::uint32_t id = 0;               // kernel backend id
+        std::string endpoint;               // endpointKey() of the policy text, parsed once per policy
         core::SocketAddress address;
         v1::AppProtocol protocol = v1::APP_PROTOCOL_TCP;
         core::ProbeSettings probe;

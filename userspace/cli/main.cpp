@@ -336,6 +336,10 @@ int runCapture(const Globals& globals, const CaptureOptions& options)
     request.set_port(options.port);
     request.set_interface(options.interface);
 
+    // The watcher first: it blocks SIGINT in this thread, and gRPC's own
+    // threads, started with the channel, must inherit that mask.
+    grpc::ClientContext context;
+    InterruptWatcher watcher(context);
     const auto stub = agentStub(globals);
     if (!stub)
         return kExitAgentUnreachable;
@@ -352,8 +356,6 @@ int runCapture(const Globals& globals, const CaptureOptions& options)
     const auto precision = options.micros ? shhim::core::PcapPrecision::Micros : shhim::core::PcapPrecision::Nanos;
     out << shhim::core::pcapFileHeader(precision, SHHIM_CAPTURE_MAX_BYTES) << std::flush;
 
-    grpc::ClientContext context;
-    InterruptWatcher watcher(context);
     auto reader = stub->Capture(&context, request);
     std::uint64_t written = 0;
     shhim::v1::CapturedPacket packet;

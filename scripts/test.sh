@@ -121,6 +121,9 @@ fi
 run_doctest unit "$build/tests/unit/shhim_unit_tests"
 run_doctest bpf "$build/tests/bpf/shhim_bpf_tests"
 
+# ---- anomaly scenario suite: recorded traces replayed through the engines ----
+run_single anomaly_eval "$suite_timeout" bash tests/anomaly/eval_suite.sh
+
 # ---- end to end ----
 for t in vm-tests/e2e_*.sh; do
   [[ -e "$t" ]] || continue

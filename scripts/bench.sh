@@ -11,6 +11,8 @@
 #   SHHIM_CONGESTION_SECONDS=N    the congested run's length (default 22, at least 20)
 #   SHHIM_BENCH_NO_CONGESTION=1   skip the congestion table
 #   SHHIM_BENCH_NO_REROUTE=1      skip the reroute timings (vm-tests/bench_reroute.sh)
+#   SHHIM_BENCH_NO_AGENT_CPU=1    skip shhimd's CPU at 10,000 flows/s (vm-tests/bench_agent_cpu.sh,
+#                                 which reads SHHIM_CPU_* settings of its own)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,6 +64,16 @@ if [[ -z "${SHHIM_BENCH_NO_REROUTE:-}" ]]; then
   reroute_rc=0
   bash "$repo_root/vm-tests/bench_reroute.sh" 2>&1 | grep -v '^\[bench_reroute\]' || reroute_rc=$?
   ((reroute_rc == 0)) || bench_rc=$reroute_rc
+fi
+
+if [[ -z "${SHHIM_BENCH_NO_AGENT_CPU:-}" ]]; then
+  # Issue 5: shhimd's CPU while the kernel follows ~10,000 new TCP connections
+  # per second, beside the same agent idle, with and without --flow-log
+  # (bar: <= 2% of one core).
+  echo
+  agent_cpu_rc=0
+  bash "$repo_root/vm-tests/bench_agent_cpu.sh" 2>&1 | grep -v '^\[bench_agent_cpu\]' || agent_cpu_rc=$?
+  ((agent_cpu_rc == 0)) || bench_rc=$agent_cpu_rc
 fi
 
 # Anomaly scoring throughput (issue 5): pure userspace, one core.

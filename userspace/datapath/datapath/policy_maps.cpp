@@ -284,6 +284,12 @@ std::vector<InterfaceSlot> PolicyMaps::ensureInterfaceSlots(const std::vector<st
 
 std::vector<InterfaceSlot> PolicyMaps::ensureInterfaceSlotsLocked(const std::vector<std::uint32_t>& ifindexes)
 {
+    // Emptied after the writes, whether they all succeed or not: a reader
+    // that refilled the cache meanwhile may hold the slots from before them.
+    struct ForgetOnExit {
+        const PolicyMaps& maps;
+        ~ForgetOnExit() { maps.forgetSlottedInterfaces(); }
+    } forget{*this};
     std::vector<shhim_iface> ifaces = readIfaces();
     std::array<bool, SHHIM_MAX_IF_SLOTS> used{};
     used[0] = true;  // the shared row
@@ -496,18 +502,36 @@ StressState PolicyMaps::stress() const
     return out;
 }
 
+std::vector<InterfaceSlot> PolicyMaps::slottedInterfaces() const
+{
+    const std::lock_guard lock(slot_cache_->mutex);
+    if (!slot_cache_->slots) {
+        const std::vector<shhim_iface> ifaces = readIfaces();
+        std::vector<InterfaceSlot> slots;
+        for (std::uint32_t i = 1; i < SHHIM_MAX_IFINDEX; ++i) {
+            if (ifaces[i].slot != 0 && ifaces[i].slot < SHHIM_MAX_IF_SLOTS)
+                slots.push_back({i, ifaces[i].slot});
+        }
+        slot_cache_->slots = std::move(slots);
+    }
+    return *slot_cache_->slots;
+}
+
+void PolicyMaps::forgetSlottedInterfaces() const noexcept
+{
+    const std::lock_guard lock(slot_cache_->mutex);
+    slot_cache_->slots.reset();
+}
+
 std::vector<InterfaceClassCounters> PolicyMaps::classCounters() const
 {
     std::vector<InterfaceClassCounters> rows;
     rows.push_back(InterfaceClassCounters{});  // slot 0: interfaces without a slot
-    const std::vector<shhim_iface> ifaces = readIfaces();
-    for (std::uint32_t i = 1; i < SHHIM_MAX_IFINDEX; ++i) {
-        if (ifaces[i].slot == 0 || ifaces[i].slot >= SHHIM_MAX_IF_SLOTS)
-            continue;
+    for (const InterfaceSlot& slotted : slottedInterfaces()) {
         InterfaceClassCounters row;
-        row.ifindex = i;
-        row.ifname = interfaceName(i);
-        row.slot = ifaces[i].slot;
+        row.ifindex = slotted.ifindex;
+        row.ifname = interfaceName(slotted.ifindex);
+        row.slot = slotted.slot;
         rows.push_back(std::move(row));
     }
     std::vector<shhim_class_counter> per_cpu(static_cast<std::size_t>(ncpus_));

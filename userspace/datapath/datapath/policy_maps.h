@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -153,6 +154,9 @@ private:
     shhim_policy_state readState() const;
     void writeState(const shhim_policy_state& state) const;
     std::vector<shhim_iface> readIfaces() const;
+    // The interfaces that have a counter row, from the cache below.
+    std::vector<InterfaceSlot> slottedInterfaces() const;
+    void forgetSlottedInterfaces() const noexcept;
     std::vector<InterfaceSlot> ensureInterfaceSlotsLocked(const std::vector<std::uint32_t>& ifindexes);
     std::uint32_t stageLocked(const core::ClassTables& tables);
     void publishLocked(std::uint32_t generation);
@@ -168,6 +172,16 @@ private:
     int ncpus_ = 0;
     std::unique_ptr<std::mutex> writer_ = std::make_unique<std::mutex>();
     std::shared_ptr<MapWriter> map_writer_ = kernelMapWriter();
+    // (ifindex, slot) of every interface with a counter row, as last read
+    // from shhim_ifaces. classCounters() runs on every tick, and reading the
+    // whole 4096-entry array each time was most of an idle agent's CPU; the
+    // slots change only through ensureInterfaceSlots() of this object (one
+    // agent writes these maps), which empties the cache.
+    struct SlotCache {
+        std::mutex mutex;
+        std::optional<std::vector<InterfaceSlot>> slots;
+    };
+    std::unique_ptr<SlotCache> slot_cache_ = std::make_unique<SlotCache>();
 };
 
 // The next policy generation after `current`: 24 bits, never 0, and always

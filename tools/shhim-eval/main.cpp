@@ -58,7 +58,7 @@ std::string kindText(const core::TraceResult& r)
     return r.kind;
 }
 
-void printTable(const std::vector<core::TraceResult>& results, const core::SuiteTotals& t)
+void printTable(const std::vector<core::TraceResult>& results, const core::SuiteTotals& t, bool verbose)
 {
     std::printf("%-22s %-18s %-5s %-8s %5s %7s %5s %8s %7s  %s\n", "TRACE", "KIND", "FAULT", "DETECTED", "TICKS",
                 "SECONDS", "FALSE", "REROUTES", "DRAINED", "DETECTED BY");
@@ -72,6 +72,9 @@ void printTable(const std::vector<core::TraceResult>& results, const core::Suite
         std::printf("%-22s %-18s %-5s %-8s %5s %7s %5zu %8s %7s  %s\n", r.name.c_str(), kindText(r).c_str(),
                     r.failure ? "yes" : "no", detected.c_str(), ticks.c_str(), seconds.c_str(), r.false_alarms,
                     reroutes.c_str(), drained.c_str(), r.detected_by.substr(0, 90).c_str());
+        if (verbose)
+            for (const auto& note : r.false_alarm_notes)
+                std::printf("    false alarm %s\n", note.c_str());
     }
     std::printf("\n%zu traces, %.2f simulated hours\n", t.traces, t.hours);
     std::printf("faults:    %zu of %zu detected, recall %.3f\n", t.detected, t.failures, t.recall);
@@ -141,6 +144,7 @@ int main(int argc, char** argv)
     std::string output = "table";
     bool check = false;
     bool shadow = false;
+    bool verbose = false;
     app.add_option("TRACE", inputs, "Labelled trace files, or directories of them")->required()->type_name("FILE|DIR");
     app.add_option("--model", model_path, "Isolation Forest model (shhim-train) for the score; default: none")
         ->type_name("FILE")
@@ -149,6 +153,7 @@ int main(int argc, char** argv)
                  "Exit 1 unless every fault is detected, no trace that is not a failure is rerouted, every "
                  "brownout is drained before it dies, and a latency x10 fault is detected in <= 3 ticks (median)");
     app.add_flag("--shadow", shadow, "The decision engine does not see the score (as shhimd without --anomaly-eject)");
+    app.add_flag("-v,--verbose", verbose, "Under each trace, its first false alarms with what drove them");
     app.add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
     try {
         app.parse(argc, argv);
@@ -175,7 +180,7 @@ int main(int argc, char** argv)
     if (output == "json") {
         printJson(results, totals, failed);
     } else {
-        printTable(results, totals);
+        printTable(results, totals, verbose);
         if (check) {
             std::printf("\nchecks: %s\n", failed.empty() ? "all passed" : "FAILED");
             for (const auto& line : failed)

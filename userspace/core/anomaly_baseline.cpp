@@ -81,9 +81,14 @@ FeatureVector defaultFloorSd()
 {
     FeatureVector floor;
     floor[index(Feature::RequestRate)] = 1.0;  // not scored; keeps the matrix regular
-    for (const Feature f : {Feature::Refused, Feature::Timeout, Feature::Reset, Feature::ServerError, Feature::Nack,
-                            Feature::SynFailure, Feature::Unanswered})
+    for (const Feature f : {Feature::Refused, Feature::Timeout, Feature::Reset, Feature::ServerError, Feature::Nack})
         floor[index(f)] = 0.01;
+    // A response (or handshake) that completes in the next tick leaves its
+    // request unanswered (its connection not established) in this one: at a
+    // few requests per tick that alone swings these fractions by tens of
+    // percent (measured on the testbed traces); a hang moves them by all of it.
+    floor[index(Feature::Unanswered)] = 0.15;
+    floor[index(Feature::SynFailure)] = 0.15;
     for (const Feature f : {Feature::LogP50, Feature::LogP99, Feature::LogRtt})
         floor[index(f)] = 0.1;
     floor[index(Feature::RetransmitRate)] = 0.01;

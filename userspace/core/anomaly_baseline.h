@@ -31,8 +31,10 @@ using CovarianceMatrix = Eigen::Matrix<double, kFeatureCount, kFeatureCount>;
 // One-sided deviations of a batch, one row per backend.
 using ExcessMatrix = Eigen::Matrix<double, Eigen::Dynamic, kScoredFeatureCount, Eigen::RowMajor>;
 
-// The noise below which a change is not evidence: 1% for fractions, 10%
-// (0.1 in log units) for latencies and RTT, 0.01 retransmits per request.
+// The noise below which a change is not evidence: 1% for fractions (15%
+// for unanswered requests and failed handshakes, which tick boundaries
+// alone move), 10% (0.1 in log units) for latencies and RTT, 0.01
+// retransmits per request.
 FeatureVector defaultFloorSd();
 
 struct BaselineSettings {

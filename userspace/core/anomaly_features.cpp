@@ -12,6 +12,9 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // Latencies below a microsecond are measurement noise; the log needs a floor.
 constexpr double kMinLatencyMs = 1e-3;
+// RTTs below a millisecond differ by scheduling noise, not network health
+// (a busy host moved a veth's 16 us RTT to 1.1 ms for one tick).
+constexpr double kMinRttMs = 1.0;
 
 std::uint64_t increase(std::uint64_t before, std::uint64_t now) { return now >= before ? now - before : now; }
 
@@ -112,7 +115,8 @@ FeatureVector featureVector(const TickCounts& c)
     x[index(Feature::LogP50)] = logMs(c.p50_ms);
     x[index(Feature::LogP99)] = logMs(c.p99_ms);
     x[index(Feature::LogRtt)] =
-        c.srtt_samples > 0 ? logMs(c.srtt_us_sum / static_cast<double>(c.srtt_samples) / 1e3) : kNaN;
+        c.srtt_samples > 0 ? logMs(std::max(kMinRttMs, c.srtt_us_sum / static_cast<double>(c.srtt_samples) / 1e3))
+                           : kNaN;
     // Retransmits with no demand at all (a hung connection) still count, per one request.
     x[index(Feature::RetransmitRate)] =
         demand > 0 || c.retransmits > 0

@@ -44,7 +44,11 @@ struct TraceResult {
     // failure (positive: drained before it died); unset: never ejected.
     std::optional<double> drained_before_failure_s;
     double peak_normal_score = 0;  // the highest score outside the labelled fault
+    // The first few false alarms: "t=93.4s 198.18.0.10:8080 score 1.31: p99 latency ..."
+    std::vector<std::string> false_alarm_notes;
 };
+
+constexpr std::size_t kFalseAlarmNotes = 5;
 
 // Throws TraceError for a trace whose ticks go back in time or never name
 // the labelled backend.

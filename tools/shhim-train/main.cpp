@@ -95,7 +95,7 @@ int main(int argc, char** argv)
     app.add_option("--contamination", options.contamination,
                    "Share of normal samples the model may call anomalous; sets the score threshold")
         ->check(CLI::Range(1e-6, 0.5))
-        ->default_str("0.001");
+        ->default_str("0.0001");
     app.add_option("--holdout", options.holdout, "Share of the samples kept out of training and scored after")
         ->check(CLI::Range(0.01, 0.9))
         ->default_str("0.2");

@@ -25,7 +25,7 @@ struct TrainingOptions {
     IsolationForestOptions forest;
     // The share of normal samples the model is to call anomalous: the
     // score threshold is the training scores' (1 - contamination) quantile.
-    double contamination = 0.001;
+    double contamination = 0.0001;
     double holdout = 0.2;               // share of the samples kept out of training
     std::uint32_t warmup_ticks = 300;   // per backend, before its ticks are samples
     std::uint64_t seed = 1;

@@ -297,17 +297,33 @@ TEST_CASE("engine: 4xx responses are not failures")
     CHECK(stateOf(e, kA) == BackendState::Healthy);
 }
 
-TEST_CASE("engine: the anomaly score feeds the same path")
+TEST_CASE("engine: an anomaly score held for anomalous_ticks_to_eject ticks ejects; a noisy tick does not")
 {
     auto e = engineWith({ServiceSpec{}});
-    WindowSample s = sample(kA, 100, 0, 10.0);
+    WindowSample s = sample(kA, 10, 0, 10.0);
     s.score = 2.5;
-    e.onWindow(at(1), {s});
-    auto c = e.onWindow(at(2), {s});
-    const Change* suspect = findChange(c, "suspect", kA);
-    REQUIRE(suspect != nullptr);
-    CHECK(evidence(*suspect, "score") == 2.5);
-    CHECK(suspect->reason.find("anomaly score") != std::string::npos);
+    s.score_drivers = "p99 latency 480 ms vs baseline 35 ms, x13.7";
+    WindowSample calm = s;
+    calm.score = 0.2;
+    WindowSample silent = s;
+    silent.score.reset();
+    // Four anomalous ticks, a calm one, four more, a tick without traffic: no run of five.
+    std::vector<Change> all;
+    for (const WindowSample* t : {&s, &s, &s, &s, &calm, &s, &s, &s, &s, &silent}) {
+        auto c = e.onWindow(at(1), {*t});
+        all.insert(all.end(), c.begin(), c.end());
+    }
+    CHECK(all.empty());
+    CHECK(stateOf(e, kA) == BackendState::Healthy);
+    // The silent tick did not break the run: the fifth scored tick ejects.
+    auto c = e.onWindow(at(1.1), {s});
+    const Change* eject = findChange(c, "eject", kA);
+    REQUIRE(eject != nullptr);
+    CHECK(stateOf(e, kA) == BackendState::Ejected);
+    CHECK(evidence(*eject, "score") == 2.5);
+    CHECK(evidence(*eject, "anomalous_ticks") == 5);
+    CHECK(eject->reason.find("anomalous for 5 ticks") != std::string::npos);
+    CHECK(eject->reason.find("p99 latency 480 ms") != std::string::npos);
 }
 
 TEST_CASE("engine: restore needs N consecutive successful probes; a failed probe ejects again, longer")

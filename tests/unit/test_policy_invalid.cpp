@@ -98,6 +98,8 @@ const Expected kInvalid[] = {
      "exit_utilization 0.8 must be below enter_utilization 0.7"},
     {"stress-hold-range", "stress.hold_ms", 10, 12, "50 is out of range (100-600000)"},
     {"stress-share-range", "classes[0].stress_share", 7, 19, "1.5 is out of range (a share of the link: 0 to 1)"},
+    {"class-anomaly-sensitivity-range", "classes[0].anomaly_sensitivity", 7, 26,
+     "12 is out of range (the anomaly score's multiplier: 0 to 10; 0 = the score never ejects)"},
     {"stress-share-never-shed", "classes[0].stress_share", 7, 19, "emergency traffic is never shed"},
     {"stress-share-not-shed", "classes[0].stress_share", 7, 19, "clinical has shed_order 0 (never shed)"},
     {"stress-share-sum", "classes[1].stress_share", 9, 19, "keep more than the whole link under stress"},

@@ -24,13 +24,18 @@
 #include "agent/prober.h"
 #include "agent/route_control.h"
 #include "agent/router.h"
+#include "core/anomaly_model.h"
 #include "core/telemetry.h"
+#include "core/telemetry_record.h"
 #include "datapath/error.h"
 #include "datapath/event_ring.h"
 #include "common/unique_fd.h"
 
 namespace shhim::agent {
 namespace {
+
+// --record: FILE grows to 1 GB, then becomes FILE.1 (the one older file kept).
+constexpr core::RotationLimits kRecordingLimits{1'000'000'000, 1};
 
 using shhim::UniqueFd;
 
@@ -221,6 +226,19 @@ int runAgent(const AgentOptions& options)
                      options.flow_log.timing.periodic_ns / 1'000'000'000);
     }
 
+    // Also before the kernel: a model file that does not load changes nothing.
+    std::optional<core::AnomalyModel> anomaly_model;
+    if (!options.anomaly_model_path.empty()) {
+        anomaly_model = core::readModelFile(options.anomaly_model_path);
+        spdlog::info("anomaly model {}: {} ({} trees, trained on {} samples)", options.anomaly_model_path,
+                     anomaly_model->version, anomaly_model->forest.trees.size(), anomaly_model->training.samples());
+    }
+    std::optional<FlowLogWriter> recording;
+    if (!options.record_path.empty()) {
+        recording.emplace(options.record_path, kRecordingLimits);
+        spdlog::info("recording every tick's backend telemetry to {}", options.record_path);
+    }
+
     if (options.load.interfaces.empty())
         spdlog::warn("no --iface given: packet hooks (XDP, TC) are not attached; only socket-level telemetry");
     const datapath::Datapath datapath = datapath::Datapath::start(options.load);
@@ -239,7 +257,18 @@ int runAgent(const AgentOptions& options)
     AuditLog audit(options.audit_path);
     ProbeWorker probes;
     Router router(*routes, audit, state.observability(), probes, [](const std::string& line) { spdlog::info("{}", line); },
-                  options.anomaly_acts);
+                  options.anomaly_acts, std::move(anomaly_model));
+    if (recording)
+        router.recordTo([&recording](const v1::RecordedTick& tick) {
+            if (!recording)
+                return;
+            try {
+                recording->writeLine(core::toJsonLine(tick));
+            } catch (const std::exception& e) {
+                spdlog::error("recording stopped: {}", e.what());
+                recording.reset();
+            }
+        });
     PolicyApplier applier(state, *classes, *routes, router, options.kernel_breaker);
     if (start_policy) {
         applier.apply(start_policy, true);

@@ -28,6 +28,8 @@ struct AgentOptions {
     std::string audit_path = "/var/lib/shhim/audit.jsonl";
     bool kernel_breaker = true;  // false: only the decision engine ejects
     bool anomaly_acts = false;   // the anomaly score feeds the decision engine (else: shadow mode)
+    std::string anomaly_model_path;  // "" = no Isolation Forest
+    std::string record_path;         // --record: "" = none
     std::chrono::milliseconds tick{100};
     std::string version;
     FlowLogOptions flow_log;

@@ -44,6 +44,8 @@ struct Flags {
     std::string audit_log = kDefaultAuditLog;
     bool no_kernel_breaker = false;
     bool anomaly_eject = false;
+    std::string anomaly_model;
+    std::string record;
     std::string pin_root = SHHIM_PIN_ROOT;
     std::uint32_t flow_entries = 0;
     std::uint32_t syn_timeout_ms = 1000;
@@ -161,6 +163,8 @@ int runAgent(const Flags& flags)
     options.audit_path = flags.audit_log;
     options.kernel_breaker = !flags.no_kernel_breaker;
     options.anomaly_acts = flags.anomaly_eject;
+    options.anomaly_model_path = flags.anomaly_model;
+    options.record_path = flags.record;
     options.tick = std::chrono::milliseconds(flags.tick_ms);
     options.load.pin_root = flags.pin_root;
     options.load.interfaces = flags.interfaces;
@@ -266,6 +270,17 @@ int main(int argc, char** argv)
                  "Let the anomaly score (per backend, every tick; `shhimctl explain`) eject degraded backends. "
                  "Off by default: the score is computed and explained only, until it is tuned for the site")
         ->group("Agent");
+    app.add_option("--anomaly-model", flags.anomaly_model,
+                   "Isolation Forest model for the anomaly score (written by shhim-train; the repository ships "
+                   "models/default.model). Without one, the score is the baseline distance and the trend only")
+        ->group("Agent")
+        ->type_name("FILE")
+        ->check(CLI::ExistingFile);
+    app.add_option("--record", flags.record,
+                   "Append every tick's per-backend counter increases to FILE, one JSON line per tick (protobuf "
+                   "JSON of shhim.v1.RecordedTick): the telemetry shhim-train learns from and shhim-eval replays")
+        ->group("Agent")
+        ->type_name("FILE");
     app.add_option("--tick-ms", flags.tick_ms, "How often backend rates are computed")
         ->group("Agent")
         ->check(CLI::Range(10u, 60000u))

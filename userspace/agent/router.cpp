@@ -8,6 +8,8 @@
 #include "core/audit.h"
 #include "core/audit_replay.h"
 #include "core/backend_window.h"
+#include "core/telemetry_record.h"
+#include "core/tick_judge.h"
 
 namespace shhim::agent {
 namespace {
@@ -17,6 +19,11 @@ using core::FailureKind;
 std::int64_t unixNs(core::EngineTime time)
 {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch()).count();
+}
+
+std::int64_t unixMs(core::EngineTime time)
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
 }
 
 std::int64_t monotonicNs()
@@ -99,9 +106,9 @@ std::string summaryOf(const v1::AuditRecord& r)
 }  // namespace
 
 Router::Router(RouteControl& routes, AuditLog& audit, Observability& observability, ProbeWorker& probes, Log log,
-               bool anomaly_acts)
+               bool anomaly_acts, std::optional<core::AnomalyModel> model)
     : routes_(routes), audit_(audit), observability_(observability), probes_(probes), log_(std::move(log)),
-      anomaly_(core::AnomalySettings{}), anomaly_acts_(anomaly_acts)
+      anomaly_(core::AnomalySettings{}, std::move(model)), anomaly_acts_(anomaly_acts)
 {
     for (const auto& repair : audit_.repairs())
         log_("audit trail " + audit_.path() + ": " + repair);
@@ -138,6 +145,7 @@ void Router::applyPolicy(const PolicyPtr& policy, const core::RouteTables& table
     std::lock_guard lock(mutex_);
     policy_ = policy;
     rebuildRefs(policy->validated.policy, tables);
+    anomaly_.setClassSensitivity(core::classSensitivity(policy->validated.policy));
     std::vector<core::Change> changes = engine_.applyPolicy(policy->validated.policy, now());
     if (agent_start) {
         // Every pair is "added" to a fresh engine; the trail already knows them.
@@ -289,9 +297,7 @@ void Router::onTick(const std::vector<datapath::BackendRecord>& backends)
     const double seconds =
         previous_tick_ ? std::chrono::duration<double>(tick_time - *previous_tick_).count() : 0.0;
     previous_tick_ = tick_time;
-    std::vector<core::WindowSample> samples;
-    std::vector<core::BackendId> scored;
-    std::vector<core::FeatureVector> features;
+    std::vector<core::BackendTick> ticks;
     std::map<std::uint32_t, shhim_backend> counts;
     for (const auto& [pair, ref] : refs_) {
         const auto found = by_endpoint.find(ref.endpoint);
@@ -301,31 +307,15 @@ void Router::onTick(const std::vector<datapath::BackendRecord>& backends)
         const auto previous = previous_counts_.find(ref.id);
         if (previous == previous_counts_.end() || seconds <= 0)
             continue;  // first sight: no increase to judge yet
-        // One set of counter increases serves the decision engine and the anomaly engine.
-        const core::TickCounts tick = core::tickCounts(previous->second, *found->second, ref.protocol, seconds);
-        core::WindowSample sample = core::windowSample(tick);
-        sample.service = pair.first;
-        sample.backend = pair.second;
-        samples.push_back(std::move(sample));
-        scored.push_back({pair.first, pair.second, classOf(pair.first)});
-        features.push_back(core::featureVector(tick));
-    }
-    if (!features.empty()) {
-        core::FeatureMatrix rows(static_cast<Eigen::Index>(features.size()), core::kFeatureCount);
-        for (std::size_t i = 0; i < features.size(); ++i)
-            rows.row(static_cast<Eigen::Index>(i)) = features[i].transpose();
-        const auto results = anomaly_.scoreTick(scored, rows);
-        if (anomaly_acts_)
-            for (std::size_t i = 0; i < samples.size(); ++i)
-                samples[i].score = results[i].score;
+        ticks.push_back({{pair.first, pair.second, classOf(pair.first)},
+                         core::tickCounts(previous->second, *found->second, ref.protocol, seconds)});
     }
     previous_counts_ = std::move(counts);
-
     const core::EngineTime time = now();
-    std::vector<core::Change> changes = engine_.onWindow(time, samples);
-    auto timers = engine_.tick(time);
-    changes.insert(changes.end(), timers.begin(), timers.end());
-    commit(changes);
+    if (record_ && !ticks.empty())
+        record_(core::recordedTick(unixMs(time), seconds, ticks));
+    const core::TickJudgement judged = core::judgeTick(anomaly_, engine_, time, ticks, anomaly_acts_);
+    commit(judged.changes);
     for (const auto& due : engine_.probesDue(time)) {
         const auto ref = refs_.find({due.service, due.backend});
         if (ref == refs_.end())

@@ -35,6 +35,7 @@
 #include "core/route_table.h"
 #include "datapath/maps.h"
 #include "shhim.pb.h"
+#include "telemetry.pb.h"
 
 namespace shhim::agent {
 
@@ -43,10 +44,10 @@ public:
     using Log = std::function<void(const std::string&)>;
 
     // anomaly_acts: the anomaly score feeds the decision engine; otherwise
-    // it is computed and explained only (shadow mode, the default until
-    // the scenario evaluator has tuned it).
+    // it is computed and explained only (shadow mode). `model`: the
+    // Isolation Forest part of the score (shhimd --anomaly-model).
     Router(RouteControl& routes, AuditLog& audit, Observability& observability, ProbeWorker& probes, Log log,
-           bool anomaly_acts = false);
+           bool anomaly_acts = false, std::optional<core::AnomalyModel> model = std::nullopt);
 
     // After the kernel took `tables` for `policy`. At agent start the states
     // are rebuilt from the audit trail and reconciled with the kernel.
@@ -68,6 +69,14 @@ public:
     std::vector<v1::AuditRecord> reroute(const std::string& service, const std::string& to,
                                          const std::string& reason, const std::string& actor,
                                          std::optional<std::chrono::milliseconds> duration);
+
+    // shhimd --record: each tick's counter increases, before they are judged.
+    using Recorder = std::function<void(const v1::RecordedTick&)>;
+    void recordTo(Recorder record)
+    {
+        std::lock_guard lock(mutex_);
+        record_ = std::move(record);
+    }
 
     v1::ServiceList services(const std::string& only) const;
     // Throws std::invalid_argument for a pair never scored.
@@ -109,6 +118,7 @@ private:
     std::optional<std::chrono::steady_clock::time_point> previous_tick_;
     core::AnomalyEngine anomaly_;
     bool anomaly_acts_;
+    Recorder record_;
 };
 
 }  // namespace shhim::agent

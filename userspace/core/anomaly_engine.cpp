@@ -6,6 +6,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "core/policy_classes.h"
+
 namespace shhim::core {
 namespace {
 
@@ -64,8 +66,18 @@ std::string comparison(Feature f, double value, double baseline)
 
 std::map<std::string, double, std::less<>> defaultClassSensitivity()
 {
-    return {{"life-critical", 2.0}, {"emergency", 1.5}, {"clinical-realtime", 1.25}, {"clinical", 1.0},
-            {"imaging", 1.0},       {"administrative", 0.8}, {"bulk", 0.5}};
+    std::map<std::string, double, std::less<>> out;
+    for (const auto& builtin : builtinClasses())
+        out.emplace(builtin.name, builtin.anomaly_sensitivity);
+    return out;
+}
+
+std::map<std::string, double, std::less<>> classSensitivity(const v1::Policy& policy)
+{
+    std::map<std::string, double, std::less<>> out;
+    for (const auto& resolved : resolveClasses(policy))
+        out.emplace(resolved.name(), resolved.anomaly_sensitivity());
+    return out;
 }
 
 double mahalanobisScore(double distance_squared, double alarm_nines)
@@ -126,9 +138,7 @@ AnomalyEngine::AnomalyEngine(AnomalySettings settings, std::optional<AnomalyMode
         throw std::invalid_argument("anomaly settings: iforest_threshold must be in (0.5, 1)");
     if (settings_.trend.window < 3 || settings_.trend.min_points < 3 || settings_.trend.min_points > settings_.trend.window)
         throw std::invalid_argument("anomaly settings: trend needs 3 <= min_points <= window");
-    for (const auto& [name, value] : settings_.class_sensitivity)
-        if (!(value > 0))
-            throw std::invalid_argument("anomaly settings: sensitivity of class " + name + " must be > 0");
+    checkSensitivity(settings_.class_sensitivity);
     // Constructing a baseline checks the settings and every prior.
     Baseline check(settings_.default_prior, settings_.baseline);
     for (const auto& [name, prior] : settings_.class_priors)
@@ -149,6 +159,19 @@ AnomalyEngine::BackendState& AnomalyEngine::state(const BackendId& id)
     }
     it->second.service_class = id.service_class;
     return it->second;
+}
+
+void AnomalyEngine::checkSensitivity(const std::map<std::string, double, std::less<>>& by_class)
+{
+    for (const auto& [name, value] : by_class)
+        if (!(value >= 0 && value <= kMaxAnomalySensitivity))
+            throw std::invalid_argument("anomaly settings: sensitivity of class " + name + " must be in 0..10");
+}
+
+void AnomalyEngine::setClassSensitivity(std::map<std::string, double, std::less<>> by_class)
+{
+    checkSensitivity(by_class);
+    settings_.class_sensitivity = std::move(by_class);
 }
 
 double AnomalyEngine::sensitivity(std::string_view service_class) const

@@ -31,6 +31,7 @@
 #include "core/anomaly_baseline.h"
 #include "core/anomaly_features.h"
 #include "core/anomaly_model.h"
+#include "policy.pb.h"
 
 namespace shhim::core {
 
@@ -45,9 +46,12 @@ struct TrendSettings {
     double min_excess_sd = 2;       // the latest value at least this far above the baseline
 };
 
-// Built-in classes: life-critical 2, emergency 1.5, clinical-realtime 1.25,
-// clinical and imaging 1, administrative 0.8, bulk 0.5; others 1.
+// The built-in classes' sensitivities (policy_classes.h): life-critical 2,
+// emergency 1.5, clinical-realtime 1.25, clinical and imaging 1,
+// administrative 0.8, bulk 0.5.
 std::map<std::string, double, std::less<>> defaultClassSensitivity();
+// Every class of a validated policy, its overrides applied.
+std::map<std::string, double, std::less<>> classSensitivity(const v1::Policy& policy);
 
 struct AnomalySettings {
     BaselineSettings baseline;
@@ -121,6 +125,9 @@ public:
     std::optional<Explanation> explain(std::string_view service, std::string_view backend) const;
 
     const Baseline* baseline(std::string_view service, std::string_view backend) const;
+    // A policy's per-class sensitivities (classSensitivity()); the states
+    // stay. Throws std::invalid_argument for a value outside 0..10.
+    void setClassSensitivity(std::map<std::string, double, std::less<>> by_class);
     // A backend removed from the policy: its history goes with it.
     void forget(std::string_view service, std::string_view backend);
     std::size_t backends() const { return backends_.size(); }
@@ -149,6 +156,7 @@ private:
 
     BackendState& state(const BackendId& id);
     double sensitivity(std::string_view service_class) const;
+    static void checkSensitivity(const std::map<std::string, double, std::less<>>& by_class);
     void pushTrend(Trend& trend, const FeatureVector& x) const;
     double trendScore(const BackendState& s, const ScoredVector& excess) const;
     std::string trendText(const BackendState& s) const;

@@ -374,6 +374,8 @@ std::vector<Change> DecisionEngine::onWindow(EngineTime now, const std::vector<W
             continue;
         if (sample.requests > sample.failures())
             b->consecutive_failures = 0;  // a success breaks the run of hard failures
+        if (judgeScore(*svc, *b, now, sample, out))
+            continue;
         Window& w = b->window;
         if (w.open && now - w.start > 2 * svc->thresholds.window)
             w = {};  // traffic stopped for a while: start afresh
@@ -386,13 +388,37 @@ std::vector<Change> DecisionEngine::onWindow(EngineTime now, const std::vector<W
         w.client_errors += sample.client_errors;
         if (sample.p99_ms)
             w.worst_p99_ms = std::max(w.worst_p99_ms.value_or(0.0), *sample.p99_ms);
-        if (sample.score)
-            w.worst_score = std::max(w.worst_score.value_or(*sample.score), *sample.score);
         if (now - w.start >= svc->thresholds.window)
             judgeWindow(*svc, *b, now, out);
     }
     updatePools(now, out);
     return out;
+}
+
+bool DecisionEngine::judgeScore(ServiceRuntime& svc, BackendRuntime& b, EngineTime now, const WindowSample& sample,
+                                std::vector<Change>& out)
+{
+    if (!sample.score)
+        return false;
+    if (*sample.score < settings_.anomaly_score) {
+        b.anomalous_ticks = 0;
+        return false;
+    }
+    b.anomalous_ticks += 1;
+    if (b.anomalous_ticks < settings_.anomalous_ticks_to_eject)
+        return false;
+    std::string reason = "anomalous for " + std::to_string(b.anomalous_ticks) + " ticks in a row (score " +
+                         std::to_string(*sample.score) + " >= " + std::to_string(settings_.anomaly_score) + ")";
+    if (!sample.score_drivers.empty())
+        reason += ": " + sample.score_drivers;
+    std::vector<EvidenceItem> evidence{
+        {"score", *sample.score},
+        {"score_threshold", settings_.anomaly_score},
+        {"anomalous_ticks", static_cast<double>(b.anomalous_ticks)},
+    };
+    b.anomalous_ticks = 0;
+    ejectOrHold(svc, b, now, reason, std::move(evidence), out);
+    return b.status.state == BackendState::Ejected;
 }
 
 void DecisionEngine::judgeWindow(ServiceRuntime& svc, BackendRuntime& b, EngineTime now, std::vector<Change>& out)
@@ -426,13 +452,6 @@ void DecisionEngine::judgeWindow(ServiceRuntime& svc, BackendRuntime& b, EngineT
                               std::to_string(*t.p99_latency_ms) + " ms");
         }
     }
-    if (w.worst_score) {
-        evidence.push_back({"score", *w.worst_score});
-        evidence.push_back({"score_threshold", settings_.anomaly_score});
-        if (*w.worst_score >= settings_.anomaly_score)
-            why.push_back("anomaly score " + std::to_string(*w.worst_score));
-    }
-
     if (why.empty()) {
         b.bad_windows = 0;
         if (b.status.state == BackendState::Suspect)

@@ -10,10 +10,16 @@
 //    `consecutive_failures` hard failures in a row seen by the agent. A tick
 //    with successful requests resets the run.
 //  - Degradation is judged once per `window_ms` from the accumulated ticks:
-//    failure rate >= error_rate, the worst tick's p99 > p99_latency_ms, or an
-//    anomaly score >= EngineSettings::anomaly_score, with at least
-//    `min_requests` requests. One bad window: suspect; `bad_windows_to_eject`
-//    in a row: ejected; a good window clears suspect. 4xx are not failures.
+//    failure rate >= error_rate or the worst tick's p99 > p99_latency_ms,
+//    with at least `min_requests` requests. One bad window: suspect;
+//    `bad_windows_to_eject` in a row: ejected; a good window clears suspect.
+//    4xx are not failures.
+//  - An anomaly score (anomaly_engine.h) at or above
+//    EngineSettings::anomaly_score for `anomalous_ticks_to_eject` ticks in a
+//    row ejects: the early drain of a backend that is degrading before it
+//    fails. A tick without a score (no traffic) neither counts nor breaks
+//    the run; a tick below the threshold breaks it. One noisy tick does
+//    nothing.
 //  - Ejection lasts ejection_ms * 2^(n-1) for the n-th ejection (capped);
 //    n resets after `backoff_reset` of uninterrupted health. A backend that
 //    fails and recovers every second is therefore held out longer each time.
@@ -117,6 +123,7 @@ struct ProbeTarget {
 class DecisionEngine {
 public:
     explicit DecisionEngine(EngineSettings settings = {}) : settings_(settings) {}
+    const EngineSettings& settings() const { return settings_; }
 
     // A validated policy: keeps the state of (service, backend) pairs that
     // remain, adds new ones healthy, drops the rest (all as Changes).
@@ -160,12 +167,12 @@ private:
         std::uint64_t failures = 0;
         std::uint64_t client_errors = 0;
         std::optional<double> worst_p99_ms;
-        std::optional<double> worst_score;
     };
     struct BackendRuntime {
         BackendStatus status;
         std::uint32_t consecutive_failures = 0;
         std::uint32_t bad_windows = 0;
+        std::uint32_t anomalous_ticks = 0;
         EngineTime next_probe;
         EngineTime healthy_since;
         Window window;
@@ -194,6 +201,9 @@ private:
     bool capAllowsEjection(const ServiceRuntime& svc, const BackendRuntime& b) const;
     EngineDuration ejectionLength(const ServiceRuntime& svc, std::uint32_t ejections) const;
     void judgeWindow(ServiceRuntime& svc, BackendRuntime& b, EngineTime now, std::vector<Change>& out);
+    // The anomaly score's run of ticks; true when it ejected the backend.
+    bool judgeScore(ServiceRuntime& svc, BackendRuntime& b, EngineTime now, const WindowSample& sample,
+                    std::vector<Change>& out);
     void updatePools(EngineTime now, std::vector<Change>& out);
     void updatePool(ServiceRuntime& svc, EngineTime now, std::vector<Change>& out);
     void refreshRoutable(ServiceRuntime& svc);

@@ -68,7 +68,8 @@ struct WindowSample {
     std::uint64_t nacks = 0;           // MLLP AE/AR
     std::uint64_t client_errors = 0;   // HTTP 4xx: not failures
     std::optional<double> p99_ms;      // of this tick's responses; unset: none measured
-    std::optional<double> score;       // anomaly score (later, issue 5); >= anomaly_score is degraded
+    std::optional<double> score;       // anomaly score (anomaly_engine.h); >= anomaly_score is anomalous
+    std::string score_drivers;         // what drives an anomalous score, for the reason ("p99 latency ...")
 
     std::uint64_t failures() const { return connect_failures + resets + server_errors + nacks; }
 };
@@ -97,7 +98,8 @@ struct EngineSettings {
     EngineDuration backoff_reset{600'000};      // healthy this long: the next ejection is short again
     double fallback_below = 0.5;                // primary's serving share below this: fallback
     EngineDuration fallback_hold{30'000};       // primary serving again this long: back to primary
-    double anomaly_score = 1.0;                 // WindowSample::score at or above: degraded
+    double anomaly_score = 1.0;                 // WindowSample::score at or above: anomalous
+    std::uint32_t anomalous_ticks_to_eject = 5; // anomalous ticks in a row that eject (drain early)
 };
 
 // An engineer's drain of one backend, or reroute of one service.

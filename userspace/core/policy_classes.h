@@ -19,10 +19,13 @@ struct BuiltinClass {
     std::uint32_t shed_order;    // 0 = never shed; 1 goes first under stress
     std::string_view carries;
     double stress_share;         // of the link kept while shed (policy ClassOverride.stress_share)
+    double anomaly_sensitivity;  // the anomaly score's multiplier (ClassOverride.anomaly_sensitivity)
 };
 
 // What a class the policy adds keeps of a link while it is shed.
 constexpr double kAddedClassStressShare = 0.01;
+constexpr double kAddedClassAnomalySensitivity = 1.0;
+constexpr double kMaxAnomalySensitivity = 10.0;
 
 // Highest priority first.
 std::span<const BuiltinClass> builtinClasses();

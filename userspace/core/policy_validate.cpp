@@ -174,6 +174,11 @@ private:
         if (override.has_stress_share() && !(override.stress_share() >= 0.0 && override.stress_share() <= 1.0))
             report(fieldPath(path, "stress_share"),
                    number(override.stress_share()) + " is out of range (a share of the link: 0 to 1)");
+        if (override.has_anomaly_sensitivity() &&
+            !(override.anomaly_sensitivity() >= 0.0 && override.anomaly_sensitivity() <= kMaxAnomalySensitivity))
+            report(fieldPath(path, "anomaly_sensitivity"),
+                   number(override.anomaly_sensitivity()) +
+                       " is out of range (the anomaly score's multiplier: 0 to 10; 0 = the score never ejects)");
     }
 
     // stress_share only means something for a class that is shed, and the

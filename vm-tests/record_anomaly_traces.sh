@@ -62,7 +62,8 @@ done
 # ---- --check: what each trace shows --------------------------------------------
 # Per trace: its ticks, then the subject's per-second rates and median p99
 # over the 60 s before the fault ("before") and from 2 s after its start to
-# its end, at most 60 s ("during"); brownouts also after the hard failure.
+# its end, at most 60 s ("during"); brownouts: during the climb, then in
+# the 28 s after the hard failure.
 # Normal traces compare the minute before t=90 s with the one after.
 check_traces() {
   local f
@@ -77,7 +78,8 @@ check_traces() {
       | ($ticks[0].unix_ms | n) as $t0
       | (($l.fault_start_unix_ms | n) | if . > 0 then . else $t0 + 90000 end) as $s
       | (($l.fault_end_unix_ms | n) | if . > 0 then . else $s + 60000 end) as $e0
-      | ([$e0, $s + 60000] | min) as $e
+      | ($l.hard_failure_unix_ms | n) as $h
+      | ([$e0, $s + 60000] + (if $h > 0 then [$h] else [] end) | min) as $e
       | (if ($l.backend // "") != "" then $l.backend else $ticks[0].backends[0].backend end) as $b
       | def win($from; $to): [$ticks[] | select((.unix_ms | n) >= $from and (.unix_ms | n) < $to)
           | [.backends[] | select(.backend == $b)][0] // {}];
@@ -85,7 +87,7 @@ check_traces() {
       def row($w): "\(rate($w; "requests")) \(rate($w; "responses")) \(rate($w; "refused")) \(rate($w; "syn_timeouts")) \(rate($w; "resets")) \(rate($w; "server_errors")) \(rate($w; "nacks")) \(rate($w; "client_errors")) \(rate($w; "retransmits")) \($w | map(.p99_ms // empty) | median)";
       win($s - 60000; $s) as $before | win($s + 2000; $e) as $during
       | "\($l.name)\t\($l.kind)\t\($ticks | length)\t\(rate($before; "requests")) \(rate($before; "responses")) \($before | map(.p99_ms // empty) | median)\t\(row($during))"
-        + (if ($l.hard_failure_unix_ms | n) > 0 then "\n\t  after the hard failure\t\t\t" + row(win(($l.hard_failure_unix_ms | n) + 2000; ($l.hard_failure_unix_ms | n) + 30000)) else "" end)' |
+        + (if $h > 0 then "\n  then refusing\t\t\t\t\(row(win($h + 2000; $h + 30000)))" else "" end)' |
       awk -F'\t' '{ printf "%-18s %-13s %5s | %-28s | %s\n", $1, $2, $3, $4, $5 }'
   done
 }
@@ -363,12 +365,12 @@ write_trace() {   # TRACE
   {
     jq -cn --arg name "$t" --arg description "${DESC[$t]}" --arg kind "${KIND[$t]}" \
       --argjson failure "${FAILURE[$t]}" --arg service "${SERVICE[$t]}" --arg backend "$backend" \
-      --argjson factor "${FACTOR[$t]}" --arg start "${T_START[$t]}" --arg end "${T_END[$t]}" \
-      --arg hard "${T_HARD[$t]}" '
+      --argjson factor "${FACTOR[$t]}" --arg fstart "${T_START[$t]}" --arg fend "${T_END[$t]}" \
+      --arg fhard "${T_HARD[$t]}" '
       # proto3 JSON: int64 as strings, zero and empty fields left out.
       {name: $name, description: $description, kind: $kind, failure: $failure, service: $service,
-       backend: $backend, factor: $factor, fault_start_unix_ms: $start, fault_end_unix_ms: $end,
-       hard_failure_unix_ms: $hard}
+       backend: $backend, factor: $factor, fault_start_unix_ms: $fstart, fault_end_unix_ms: $fend,
+       hard_failure_unix_ms: $fhard}
       | with_entries(select(.value != false and .value != "" and .value != 0 and .value != "0"))'
     jq -c --arg s "${SERVICE[$t]}" --argjson from "$t0" --argjson to "$t_end" '
       select((.unix_ms | tonumber) >= $from and (.unix_ms | tonumber) <= $to)

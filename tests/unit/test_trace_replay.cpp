@@ -167,7 +167,7 @@ TEST_CASE("training: normal ticks become samples; the model is reproducible and 
 {
     const auto trace = syntheticTrace({}, 1200);
     std::vector<core::FeatureVector> samples;
-    const std::size_t abnormal = core::collectTrainingSamples(trace.ticks, core::AnomalySettings{}, 300, samples);
+    const std::size_t abnormal = core::collectTrainingSamples(trace.ticks, core::AnomalySettings{}, samples);
     // Two backends, 900 ticks each after the warm-up, nearly all normal.
     CHECK(samples.size() + abnormal == 2 * 900);
     CHECK(samples.size() >= 1780);

@@ -152,7 +152,7 @@ int main(int argc, char** argv)
     app.add_flag("--check", check,
                  "Exit 1 unless every fault is detected, no trace that is not a failure is rerouted, every "
                  "brownout is drained before it dies, and a latency x10 fault is detected in <= 3 ticks (median)");
-    app.add_flag("--shadow", shadow, "The decision engine does not see the score (as shhimd without --anomaly-eject)");
+    app.add_flag("--shadow", shadow, "The decision engine does not see the score (as shhimd --anomaly-shadow)");
     app.add_flag("-v,--verbose", verbose, "Under each trace, its first false alarms with what drove them");
     app.add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
     try {

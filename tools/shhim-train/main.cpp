@@ -25,7 +25,7 @@ Inputs are recordings written by `shhimd --record FILE` (one RecordedTick per
 line) or labelled traces (tests/data/anomaly): of a trace labelled as a
 failure only the ticks before its fault are used. Each input is replayed
 through a fresh anomaly engine; once a backend's baseline has seen
---warmup ticks, every tick the engine judges normal is one training
+--warmup updates, every tick the engine judges normal is one training
 sample: how far each feature is above that backend's baseline, in the
 baseline's standard deviations. --holdout of the samples are kept out and
 scored afterwards. The score threshold is the training scores'
@@ -99,7 +99,9 @@ int main(int argc, char** argv)
     app.add_option("--holdout", options.holdout, "Share of the samples kept out of training and scored after")
         ->check(CLI::Range(0.01, 0.9))
         ->default_str("0.2");
-    app.add_option("--warmup", options.warmup_ticks, "Ticks of a backend's baseline before its samples count")
+    app.add_option("--warmup", options.anomaly.iforest_warmup,
+                   "Updates of a backend's baseline before its ticks are samples (the engine's default: the same "
+                   "number before the forest scores a backend)")
         ->check(CLI::Range(0u, 100000u))
         ->default_str("300");
     app.add_option("--seed", options.seed, "Random seed: the same inputs and seed give the same model")->default_str("1");
@@ -125,7 +127,7 @@ int main(int argc, char** argv)
                 normal = normal.first(before);
             }
             ticks += normal.size();
-            abnormal += core::collectTrainingSamples(normal, options.anomaly, options.warmup_ticks, samples);
+            abnormal += core::collectTrainingSamples(normal, options.anomaly, samples);
             std::fprintf(stderr, "read %zu/%zu %s: %zu ticks, %zu samples so far\n", i + 1, files.size(),
                          files[i].c_str(), normal.size(), samples.size());
         }

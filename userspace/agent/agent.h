@@ -27,7 +27,7 @@ struct AgentOptions {
     std::string http_listen;  // metrics + dashboard, "HOST:PORT"; "" = none
     std::string audit_path = "/var/lib/shhim/audit.jsonl";
     bool kernel_breaker = true;  // false: only the decision engine ejects
-    bool anomaly_acts = false;   // the anomaly score feeds the decision engine (else: shadow mode)
+    bool anomaly_acts = true;    // the anomaly score feeds the decision engine (else: shadow mode)
     std::string anomaly_model_path;  // "" = no Isolation Forest
     std::string record_path;         // --record: "" = none
     std::chrono::milliseconds tick{100};

@@ -43,7 +43,7 @@ struct Flags {
     std::string http_listen = kDefaultHttpListen;
     std::string audit_log = kDefaultAuditLog;
     bool no_kernel_breaker = false;
-    bool anomaly_eject = false;
+    bool anomaly_shadow = false;
     std::string anomaly_model;
     std::string record;
     std::string pin_root = SHHIM_PIN_ROOT;
@@ -162,7 +162,7 @@ int runAgent(const Flags& flags)
     options.policy_path = flags.policy;
     options.audit_path = flags.audit_log;
     options.kernel_breaker = !flags.no_kernel_breaker;
-    options.anomaly_acts = flags.anomaly_eject;
+    options.anomaly_acts = !flags.anomaly_shadow;
     options.anomaly_model_path = flags.anomaly_model;
     options.record_path = flags.record;
     options.tick = std::chrono::milliseconds(flags.tick_ms);
@@ -266,9 +266,10 @@ int main(int argc, char** argv)
                  "The kernel counts hard evidence but never takes a backend out itself; the agent's decision "
                  "engine alone ejects (one ring-buffer round trip later). For comparison and troubleshooting")
         ->group("Agent");
-    app.add_flag("--anomaly-eject", flags.anomaly_eject,
-                 "Let the anomaly score (per backend, every tick; `shhimctl explain`) eject degraded backends. "
-                 "Off by default: the score is computed and explained only, until it is tuned for the site")
+    app.add_flag("--anomaly-shadow", flags.anomaly_shadow,
+                 "Compute and explain the anomaly score (`shhimctl explain`) but never eject on it: for a site "
+                 "that records (--record) and evaluates (shhim-eval) its own traffic first. By default a backend "
+                 "scored anomalous 5 ticks in a row is ejected (each class's anomaly_sensitivity scales the score)")
         ->group("Agent");
     app.add_option("--anomaly-model", flags.anomaly_model,
                    "Isolation Forest model for the anomaly score (written by shhim-train; the repository ships "

@@ -131,7 +131,7 @@ std::string formatExplanation(const v1::AnomalyExplanation& e)
     std::snprintf(line, sizeof(line), "  baseline %s over %.0f samples; isolation forest %s; %s\n",
                   e.baseline_version().c_str(), e.baseline_samples(),
                   e.iforest_version().empty() ? "none loaded" : e.iforest_version().c_str(),
-                  e.acting() ? "the score feeds the decision engine" : "shadow mode (shhimd --anomaly-eject to act)");
+                  e.acting() ? "the score feeds the decision engine" : "shadow mode (shhimd --anomaly-shadow): computed, never ejects");
     return out + line;
 }
 

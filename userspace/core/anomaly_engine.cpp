@@ -250,7 +250,7 @@ std::vector<AnomalyResult> AnomalyEngine::scoreTick(std::span<const BackendId> i
         const double log_tail = tail_.logTail(r.distance_squared);
         r.probability = -std::expm1(log_tail);
         r.mahalanobis_score = std::max(0.0, -log_tail / std::log(10.0)) / settings_.alarm_nines;
-        if (model_) {
+        if (model_ && s.baseline.updates() >= settings_.iforest_warmup) {
             r.iforest = model_->forest.score(excessInSd(s.baseline, x));
             const double threshold = model_->score_threshold > 0 ? model_->score_threshold : settings_.iforest_threshold;
             r.iforest_score = std::max(0.0, (*r.iforest - 0.5) / (threshold - 0.5));
@@ -264,7 +264,7 @@ std::vector<AnomalyResult> AnomalyEngine::scoreTick(std::span<const BackendId> i
         s.last = x;
         s.last_contributions = s.baseline.contributions(e);
         s.last_mean = s.baseline.mean();
-        r.learned = raw < settings_.learn_below;
+        r.learned = std::max(r.mahalanobis_score, r.trend_score) < settings_.learn_below;
         if (r.learned)
             s.baseline.update(x);
         s.last_result = r;

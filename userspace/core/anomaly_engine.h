@@ -15,8 +15,12 @@
 //     over the last `window` ticks over its alarm rise, when the slope is
 //     significant (t >= min_t) and the latest value is already above the
 //     baseline.
-// A tick updates its backend's baseline only when its unscaled score is
-// below learn_below: a failure, fast or slow, is never learnt as normal.
+// A tick updates its backend's baseline only when its unscaled Mahalanobis
+// and trend parts are below learn_below: a failure, fast or slow, is never
+// learnt as normal. The forest is a second opinion on alarms only, and it
+// scores a backend once its baseline has iforest_warmup updates (the
+// baselines it was trained against had as many): excess over a baseline
+// still at its prior means little, and must not stop the baseline learning.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +62,7 @@ struct AnomalySettings {
     double alarm_nines = 4;
     double learn_below = 0.5;
     double iforest_threshold = 0.7;  // when the model carries none
+    std::uint32_t iforest_warmup = 300;  // baseline updates before the forest scores a backend
     TrendSettings trend;
     std::map<std::string, double, std::less<>> class_sensitivity = defaultClassSensitivity();
     double default_sensitivity = 1;

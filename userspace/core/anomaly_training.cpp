@@ -39,7 +39,7 @@ double quantile(std::vector<double> values, double q)
 }
 
 std::size_t collectTrainingSamples(std::span<const v1::RecordedTick> ticks, const AnomalySettings& settings,
-                                   std::uint32_t warmup_ticks, std::vector<FeatureVector>& samples)
+                                   std::vector<FeatureVector>& samples)
 {
     AnomalyEngine engine(settings);
     std::size_t abnormal = 0;
@@ -56,7 +56,7 @@ std::size_t collectTrainingSamples(std::span<const v1::RecordedTick> ticks, cons
             const FeatureVector x = featureVector(backends[i].counts);
             rows.row(static_cast<Eigen::Index>(i)) = x.transpose();
             const Baseline* baseline = engine.baseline(backends[i].id.service, backends[i].id.backend);
-            if (baseline && baseline->updates() >= warmup_ticks)
+            if (baseline && baseline->updates() >= settings.iforest_warmup)
                 excess.emplace_back(excessInSd(*baseline, x));
             else
                 excess.emplace_back(std::nullopt);

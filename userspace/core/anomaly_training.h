@@ -1,7 +1,8 @@
 // Training the anomaly engine's Isolation Forest from recorded telemetry
 // (issue 5 item 4; tools/shhim-train). Each recording is replayed through
 // a fresh anomaly engine without a model; once a backend's baseline has
-// seen `warmup_ticks`, every tick the engine judges normal becomes one
+// AnomalySettings::iforest_warmup updates (from then on the engine lets the
+// forest score it), every tick the engine judges normal becomes one
 // sample: its excess over that baseline in baseline standard deviations
 // (excessInSd, the space the engine scores the forest in). A share of the
 // samples is held out to report how the model scores normal traffic it
@@ -27,7 +28,6 @@ struct TrainingOptions {
     // score threshold is the training scores' (1 - contamination) quantile.
     double contamination = 0.0001;
     double holdout = 0.2;               // share of the samples kept out of training
-    std::uint32_t warmup_ticks = 300;   // per backend, before its ticks are samples
     std::uint64_t seed = 1;
 };
 
@@ -35,7 +35,7 @@ struct TrainingOptions {
 // trace passes only the ticks before its fault). Appends to `samples`.
 // Returns the number of ticks judged abnormal and left out.
 std::size_t collectTrainingSamples(std::span<const v1::RecordedTick> ticks, const AnomalySettings& settings,
-                                   std::uint32_t warmup_ticks, std::vector<FeatureVector>& samples);
+                                   std::vector<FeatureVector>& samples);
 
 // Trees done so far, of the total.
 using TrainingProgress = std::function<void(std::uint32_t done, std::uint32_t total)>;

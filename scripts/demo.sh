@@ -45,7 +45,7 @@ readonly CTL_FHIR_A=127.0.0.1:9101 CTL_FHIR_B=127.0.0.1:9102 CTL_LAB=127.0.0.1:9
 tb_start_testsvc fhir-a --http "$FHIR_A" --control "$CTL_FHIR_A" --latency-ms 12
 tb_start_testsvc fhir-b --http "$FHIR_B" --control "$CTL_FHIR_B" --latency-ms 20
 tb_start_testsvc lab-hl7 --mllp "$LAB" --control "$CTL_LAB" --latency-ms 8
-tb_start_shhimd --policy "$repo_root/policy/demo.yaml"
+tb_start_shhimd --policy "$repo_root/policy/demo.yaml" --anomaly-model "$repo_root/models/default.model"
 
 ctl="$TB_SHHIMCTL --socket $TB_SOCKET"
 cat <<EOF

@@ -234,6 +234,10 @@ TEST_CASE("anomaly engine: an Isolation Forest over baseline excess is scored an
     CHECK(normal.iforest_score < 1.0);
     CHECK(normal.score < 1.0);
     b.traffic.latency_factor = 10;
+    // The forest's part needs iforest_persistence (3) odd ticks in a row.
+    const core::AnomalyResult first = b.tick(b.traffic.next());
+    CHECK(first.iforest_score == doctest::Approx(normal.iforest_score));
+    b.tick(b.traffic.next());
     const core::AnomalyResult slow = b.tick(b.traffic.next());
     REQUIRE(slow.iforest);
     CHECK(*slow.iforest > *normal.iforest);

@@ -136,6 +136,8 @@ AnomalyEngine::AnomalyEngine(AnomalySettings settings, std::optional<AnomalyMode
         throw std::invalid_argument("anomaly settings: alarm_nines must be > 0");
     if (!(settings_.iforest_threshold > 0.5 && settings_.iforest_threshold < 1))
         throw std::invalid_argument("anomaly settings: iforest_threshold must be in (0.5, 1)");
+    if (settings_.iforest_persistence < 1)
+        throw std::invalid_argument("anomaly settings: iforest_persistence must be >= 1");
     if (settings_.trend.window < 3 || settings_.trend.min_points < 3 || settings_.trend.min_points > settings_.trend.window)
         throw std::invalid_argument("anomaly settings: trend needs 3 <= min_points <= window");
     checkSensitivity(settings_.class_sensitivity);
@@ -252,8 +254,14 @@ std::vector<AnomalyResult> AnomalyEngine::scoreTick(std::span<const BackendId> i
         r.mahalanobis_score = std::max(0.0, -log_tail / std::log(10.0)) / settings_.alarm_nines;
         if (model_ && s.baseline.updates() >= settings_.iforest_warmup) {
             r.iforest = model_->forest.score(excessInSd(s.baseline, x));
+            s.recent_forest.push_back(*r.iforest);
+            if (s.recent_forest.size() > settings_.iforest_persistence)
+                s.recent_forest.erase(s.recent_forest.begin());
             const double threshold = model_->score_threshold > 0 ? model_->score_threshold : settings_.iforest_threshold;
-            r.iforest_score = std::max(0.0, (*r.iforest - 0.5) / (threshold - 0.5));
+            const double lasting = s.recent_forest.size() < settings_.iforest_persistence
+                                       ? 0.5
+                                       : *std::min_element(s.recent_forest.begin(), s.recent_forest.end());
+            r.iforest_score = std::max(0.0, (lasting - 0.5) / (threshold - 0.5));
         }
         pushTrend(s.trend, x);
         r.trend_score = trendScore(s, e);

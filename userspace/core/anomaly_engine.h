@@ -63,6 +63,11 @@ struct AnomalySettings {
     double learn_below = 0.5;
     double iforest_threshold = 0.7;  // when the model carries none
     std::uint32_t iforest_warmup = 300;  // baseline updates before the forest scores a backend
+    // The forest's part is its lowest score over this many ticks in a row:
+    // a lone tick it finds odd is not an alarm (on the testbed traces, with a
+    // model trained on other traffic, single-tick forest alarms were nearly
+    // all false), a fault that lasts is.
+    std::uint32_t iforest_persistence = 3;
     TrendSettings trend;
     std::map<std::string, double, std::less<>> class_sensitivity = defaultClassSensitivity();
     double default_sensitivity = 1;
@@ -152,6 +157,7 @@ private:
         std::string service_class;
         Baseline baseline;
         Trend trend;
+        std::vector<double> recent_forest;  // the last iforest_persistence raw forest scores
         FeatureVector last = FeatureVector::Zero();
         // The latest tick against the baseline as it was scored.
         ScoredVector last_contributions = ScoredVector::Zero();

@@ -6,6 +6,9 @@
 # Usage: sudo vm-tests/record_anomaly_traces.sh [--out DIR] [--batch N]
 #   --out DIR   where NAME.jsonl.gz go (default tests/data/anomaly/traces)
 #   --batch N   only batch N (1, 2 or 3); default: all three, one testbed each
+#   --batch train  not a trace batch: 6 min of normal traffic of 8 other
+#               services, the whole recording gzip'd to DIR/testbed-normal.jsonl.gz
+#               and DIR/README.md (default DIR models/training), for shhim-train
 #        vm-tests/record_anomaly_traces.sh --check [DIR]
 #   a table of every trace in DIR: ticks, and the subject backend's rates
 #   in the 60 s before the fault and while it lasts (no root needed)
@@ -44,20 +47,26 @@ readonly BROWNOUT_STEPS=30     # one step a second, then refuse
 readonly BROWNOUT_FACTOR=40    # 20 ms -> 800 ms (http), 15 -> 600 (mllp)
 readonly LOADGEN_ARGS=(--connection new --concurrency 128 --timeout-ms 2000 --no-per-request)
 
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-out_dir="$TB_REPO_ROOT/tests/data/anomaly/traces"
+out_dir=""
 batch=""
 check=0
+command_line="vm-tests/record_anomaly_traces.sh $*"
 while (($#)); do
   case "$1" in
     --check) check=1; [[ -n "${2:-}" ]] && { out_dir="$2"; shift; }; shift ;;
     --out) out_dir="${2:?--out needs a directory}"; shift 2 ;;
-    --batch) batch="${2:?--batch needs 1, 2 or 3}"; shift 2 ;;
+    --batch) batch="${2:?--batch needs 1, 2, 3 or train}"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
 done
+if [[ -z "$out_dir" && "$batch" == train ]]; then
+  out_dir="$TB_REPO_ROOT/models/training"
+elif [[ -z "$out_dir" ]]; then
+  out_dir="$TB_REPO_ROOT/tests/data/anomaly/traces"
+fi
 
 # ---- --check: what each trace shows --------------------------------------------
 # Per trace: its ticks, then the subject's per-second rates and median p99
@@ -139,6 +148,27 @@ trace brownout-mllp     mllp brownout true 40 "the subject's MLLP latency climbs
 trace crash-mllp        mllp crash true 0 "the MLLP subject refuses connections (nothing listens: RST) to the end"
 trace hang-mllp         mllp hang true 0 "the MLLP subject accepts and reads messages but never acknowledges, to the end"
 
+# ---- the training batch: normal traffic of services unlike the traces' -------
+# The default model must not learn from the traffic it is evaluated on, so
+# these differ on purpose: other names, rates (per backend) from 10 to
+# 150 req/s, latencies from 5 to 50 ms, three classes. Their normal
+# variation is planned in plan_train. No trace files: one recording.
+declare -A TRAIN_RATE LATENCY CLASS
+train_service() {   # NAME PROTO CLASS RATE LATENCY_MS DESCRIPTION
+  trace "$1" "$2" normal false 0 "$6"
+  CLASS[$1]="$3" TRAIN_RATE[$1]="$4" LATENCY[$1]="$5"
+}
+train_service emr-api       http clinical       150 12 "FHIR API of the EMR, the busiest service"
+train_service lab-orders    mllp clinical       100 25 "HL7 lab orders and results"
+train_service adt-feed      mllp clinical        60  8 "HL7 ADT feed; surges x2 for 60 s"
+train_service pharmacy      http clinical        20 35 "pharmacy API; ramps x1 -> x3 -> x1"
+train_service radiology     http clinical        10 50 "radiology worklist, slow and quiet"
+train_service er-triage     http emergency       80  5 "emergency department triage board"
+train_service vitals-feed   mllp clinical        40 18 "HL7 bedside vitals; ramps x1 -> x3 -> x1"
+train_service billing       http administrative  30 42 "billing API; a 30 s burst of 404s"
+readonly TRAIN_DURATION_S=360
+readonly TRAIN_404_MIX="200:8,404:2"   # both backends, 20% not found
+
 case "$batch" in
   1) TRACES=(normal-http normal-mllp normal-low-rate surge-x2 surge-x4.4 surge-x4.4-mllp surge-x2-mllp
        ramp-up-down ramp-down-up client-errors-4xx)
@@ -147,7 +177,9 @@ case "$batch" in
      DURATION_S=$((WARMUP_S + SURGE_S + TAIL_S)) ;;
   3) TRACES=(latency-x10-c latency-x10-mllp packet-loss-2pct packet-loss-10pct brownout-mllp crash-mllp hang-mllp)
      DURATION_S=$((WARMUP_S + SURGE_S + TAIL_S)) ;;
-  *) tb_die "--batch '$batch': 1, 2 or 3" ;;
+  train) TRACES=(emr-api lab-orders adt-feed pharmacy radiology er-triage vitals-feed billing)
+     DURATION_S=$TRAIN_DURATION_S ;;
+  *) tb_die "--batch '$batch': 1, 2, 3 or train" ;;
 esac
 
 tb_init "record_anomaly_traces-$batch"
@@ -174,7 +206,7 @@ for t in "${TRACES[@]}"; do
   SUBJECT_CTL[$t]="$subject_ip:$((9100 + i))"
   PEER_CTL[$t]="$peer_ip:$((9200 + i))"
   VIP[$t]="198.18.0.$((100 + i)):$sp"
-  RATE[$t]=$BASE_RATE
+  RATE[$t]="${TRAIN_RATE[$t]:-$BASE_RATE}"
   SLOT[$t]=$i
   T_START[$t]=0 T_END[$t]=0 T_HARD[$t]=0
   i=$((i + 1))
@@ -189,7 +221,7 @@ policy="$TB_DIR/policy.yaml"
   - name: ${SERVICE[$t]}
     address: ${VIP[$t]}
     protocol: ${PROTO[$t]}
-    class: clinical
+    class: ${CLASS[$t]:-clinical}
     backends:
       primary: [${SUBJECT[$t]}, ${PEER[$t]}]
 YAML
@@ -199,6 +231,7 @@ YAML
 for t in "${TRACES[@]}"; do
   lat=$HTTP_LATENCY_MS
   [[ "${PROTO[$t]}" == mllp ]] && lat=$MLLP_LATENCY_MS
+  lat="${LATENCY[$t]:-$lat}"
   tb_start_testsvc "$t-a" "--${PROTO[$t]}" "${SUBJECT[$t]}" --control "${SUBJECT_CTL[$t]}" --latency-ms "$lat"
   tb_start_testsvc "$t-b" "--${PROTO[$t]}" "${PEER[$t]}" --control "${PEER_CTL[$t]}" --latency-ms "$lat"
 done
@@ -255,7 +288,7 @@ ramp_steps() {   # TRACE FROM_MULT TO_MULT START_S: one leg of a ramp, extra loa
   local t="$1" from="$2" to="$3" start_s="$4" steps=$((RAMP_LEG_S / RAMP_STEP_S)) k extra
   for ((k = 1; k <= steps; k++)); do
     # The multiple reached at the end of step k, held during the step.
-    extra="$(awk -v f="$from" -v g="$to" -v k="$k" -v n="$steps" -v r="$BASE_RATE" \
+    extra="$(awk -v f="$from" -v g="$to" -v k="$k" -v n="$steps" -v r="${RATE[$t]}" \
       'BEGIN { printf "%.2f", (f + (g - f) * k / n - 1) * r }')"
     if awk -v e="$extra" 'BEGIN { exit !(e > 0) }'; then
       at "$(s_ms $((start_s + (k - 1) * RAMP_STEP_S)))" "$t" - load "$t" "$extra" "$RAMP_STEP_S" "$t-step-$start_s-$k"
@@ -311,7 +344,30 @@ plan_trace() {   # TRACE: its events
   esac
 }
 
+# The training batch's variation, at times of its own (the base load of
+# every service runs throughout): two slow ramps at different times, a
+# surge, a burst of client errors on both backends. Nothing fails.
+plan_train() {
+  local surge_extra
+  at "$(s_ms 60)" pharmacy start true
+  ramp_steps pharmacy 1 "$RAMP_PEAK" 60
+  ramp_steps pharmacy "$RAMP_PEAK" 1 $((60 + RAMP_LEG_S))
+  at "$(s_ms $((60 + 2 * RAMP_LEG_S)))" pharmacy end true
+  at "$(s_ms 130)" billing start faults billing a "{\"status_mix\":\"$TRAIN_404_MIX\"}"
+  at "$(s_ms 130)" billing - faults billing b "{\"status_mix\":\"$TRAIN_404_MIX\"}"
+  at "$(s_ms $((130 + CLIENT_ERRORS_S)))" billing - faults billing a '{"status_mix":""}'
+  at "$(s_ms $((130 + CLIENT_ERRORS_S)))" billing end faults billing b '{"status_mix":""}'
+  at "$(s_ms 200)" vitals-feed start true
+  ramp_steps vitals-feed 1 "$RAMP_PEAK" 200
+  ramp_steps vitals-feed "$RAMP_PEAK" 1 $((200 + RAMP_LEG_S))
+  at "$(s_ms $((200 + 2 * RAMP_LEG_S)))" vitals-feed end true
+  surge_extra="${RATE[adt-feed]}"   # x2: as much again
+  at "$(s_ms 240)" adt-feed start load adt-feed "$surge_extra" "$SURGE_S" adt-feed-surge
+  at "$(s_ms $((240 + SURGE_S)))" adt-feed end true
+}
+
 for t in "${TRACES[@]}"; do plan_trace "$t"; done
+if [[ "$batch" == train ]]; then plan_train; fi
 mapfile -t EVENTS < <(printf '%s\n' "${EVENTS[@]}" | sort -n)
 
 sleep_until_ms() {   # EPOCH_MS
@@ -379,6 +435,122 @@ write_trace() {   # TRACE
   tb_log "$file: $(($(zcat "$file" | wc -l) - 1)) ticks"
 }
 
+# ---- the training recording ----------------------------------------------------
+# What every load generator of the run saw, summed: {codes: {"200": N,
+# "AA": N, ...}, errors: {"timeout": N, ...}} (request errors with N > 0).
+load_outcomes() {
+  jq -cs '
+    def total: group_by(.key) | map({key: .[0].key, value: (map(.value) | add)}) | from_entries;
+    [.[].outcomes] as $o
+    | {codes: ([$o[] | ((.http_status // {}) + (.mllp_ack // {})) | to_entries[]] | total),
+       errors: ([$o[] | to_entries[] | select((.value | type) == "number" and .value > 0)] | total)}' \
+    "$TB_DIR"/*.json
+}
+
+# A training recording holds normal traffic only: every request answered
+# 200, 404 (the billing burst) or AA, and the agent changed no routing.
+# Anything else and the run is not written (its logs stay in $TB_DIR).
+check_training_run() {   # OUTCOMES_JSON
+  local bad actions
+  bad="$(jq -r '[(.codes | to_entries[] | select(.key != "200" and .key != "404" and .key != "AA")),
+    (.errors | to_entries[])] | map("\(.key): \(.value)") | join(", ")' <<<"$1")"
+  actions=""
+  if [[ -s "$TB_DIR/audit.jsonl" ]]; then
+    actions="$(jq -r '.action' "$TB_DIR/audit.jsonl" | sort | uniq -c | tr -s ' \n' ' ')"
+  fi
+  [[ -z "$bad" ]] || tb_die "not normal traffic: requests failed ($bad); record again"
+  [[ -z "$actions" ]] || tb_die "not normal traffic: the agent acted ($actions); record again"
+}
+
+# The whole recording, as shhimd wrote it (nothing dropped), and its card.
+write_training() {
+  local file="$out_dir/testbed-normal.jsonl.gz" outcomes ticks first last
+  outcomes="$(load_outcomes)"
+  check_training_run "$outcomes"
+  gzip -9 -n <"$record" >"$file"
+  ticks="$(wc -l <"$record")"
+  first="$(head -n1 "$record" | jq -r '.unix_ms')"
+  last="$(tail -n1 "$record" | jq -r '.unix_ms')"
+  tb_log "$file: $ticks ticks, $(stat -c %s "$file") bytes"
+  write_training_readme "$outcomes" "$ticks" "$first" "$last" >"$out_dir/README.md"
+  tb_log "$out_dir/README.md written"
+}
+
+offset_s() { awk -v a="$1" -v b="$t0" 'BEGIN { printf "%.1f", (a - b) / 1000 }'; }   # EPOCH_MS
+
+write_training_readme() {   # OUTCOMES TICKS FIRST_MS LAST_MS
+  local t size
+  size="$(stat -c %s "$out_dir/testbed-normal.jsonl.gz")"
+  cat <<MD
+# Training recording: testbed-normal.jsonl.gz
+
+Normal traffic for \`shhim-train\` (the default model, \`models/default.model\`).
+It is NOT the traffic of the labelled evaluation traces
+(\`tests/data/anomaly/traces\`): other services, rates, latencies and
+classes, and variation at other times, so the evaluation never scores the
+model on its own training data. Written by the script that recorded it.
+
+- Recorded $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -sr), $(nproc) cores (shared with other work),
+  by \`sudo $command_line\` after \`scripts/build.sh\`.
+- Load for $DURATION_S s; the recording has $2 ticks (100 ms), unix ms $3 to $4
+  (shhimd runs a little before and after the load: those ticks are idle).
+- The file is the raw \`shhimd --record\` output, one \`shhim.v1.RecordedTick\`
+  per line (proto3 JSON), \`gzip -9 -n\`: $size bytes. No label line, nothing dropped.
+
+## The testbed
+
+\`vm-tests/lib/testbed.sh\`: a client and a services network namespace joined
+by a veth, addresses from 198.18.0.0/15. \`shhimd --policy P --record FILE\`,
+otherwise default flags. Per service two primary backends (\`shhim-testsvc\`
+with the latency below, on different service IPs, each on a port of its
+own); per backend one \`shhim-loadgen\` sending directly to it at a fixed
+rate, a new connection per request (\`${LOADGEN_ARGS[*]}\`), in the test cgroup.
+
+| service | protocol | class | req/s per backend | latency | backends | |
+|---|---|---|---|---|---|---|
+MD
+  for t in "${TRACES[@]}"; do
+    printf '| %s | %s | %s | %s | %s ms | %s, %s | %s |\n' "${SERVICE[$t]}" "${PROTO[$t]}" "${CLASS[$t]}" \
+      "${RATE[$t]}" "${LATENCY[$t]}" "${SUBJECT[$t]}" "${PEER[$t]}" "${DESC[$t]}"
+  done
+  cat <<MD
+
+## Variation (seconds from the start of the load)
+
+Every service keeps its base load for the whole $DURATION_S s. On top of it,
+on both backends of the service:
+
+- pharmacy and vitals-feed, at different times: a ramp x1 -> x$RAMP_PEAK over
+  $RAMP_LEG_S s and back to x1 over $RAMP_LEG_S s, in $RAMP_STEP_S s steps (extra load generators).
+- billing: \`status_mix $TRAIN_404_MIX\` (20% 404) for $CLIENT_ERRORS_S s, then all 200 again.
+- adt-feed: x2 (as much load again) for $SURGE_S s.
+
+| service | from | to |
+|---|---|---|
+MD
+  for t in "${TRACES[@]}"; do
+    ((T_START[$t] > 0)) || continue
+    printf '| %s | %s | %s |\n' "${SERVICE[$t]}" "$(offset_s "${T_START[$t]}")" "$(offset_s "${T_END[$t]}")"
+  done | sort -t '|' -k3,3n
+  cat <<MD
+
+No failures: every request of every load generator was answered 200, 404
+(billing's burst only) or AA, and the audit log has no entry (the script
+refuses to write the recording otherwise). Outcomes summed over all load
+generators: \`$1\`.
+
+## Use
+
+    build/tools/shhim-train/shhim-train -o models/default.model models/training/testbed-normal.jsonl.gz
+    build/tools/shhim-eval/shhim-eval --model models/default.model --check tests/data/anomaly/traces
+
+Re-record (as root, about 7 minutes; timing and the machine's load make
+every recording differ):
+
+    sudo vm-tests/record_anomaly_traces.sh --batch train
+MD
+}
+
 # The backend names of the records must be the policy's strings, which the
 # labels use.
 for t in "${TRACES[@]}"; do
@@ -386,7 +558,11 @@ for t in "${TRACES[@]}"; do
   [[ "$names" == *"${SUBJECT[$t]} "* ]] ||
     tb_die "$t: the records name the backends '$names', not ${SUBJECT[$t]}"
 done
-for t in "${TRACES[@]}"; do write_trace "$t"; done
+if [[ "$batch" == train ]]; then
+  write_training
+else
+  for t in "${TRACES[@]}"; do write_trace "$t"; done
+fi
 
 # What each base load generator saw, for the log.
 for t in "${TRACES[@]}"; do

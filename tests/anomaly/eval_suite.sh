@@ -56,10 +56,10 @@ check "recall is 1" jq -e '.totals.recall == 1' "$work/shipped.json"
 check "no false reroute" jq -e '.totals.false_reroutes == 0' "$work/shipped.json"
 jq -r '.totals | "totals: \(.traces) traces, \(.hours) h simulated, recall \(.recall), precision \(.precision), false reroutes/h \(.false_reroutes_per_hour), median ticks latency x10 \(.median_ticks_latency_x10)"' "$work/shipped.json"
 
-echo "== a model trained here from the same traces"
+echo "== a model trained here from the training recording (models/training), another seed"
 check "shhim-train writes a model with its summary" \
   bash -c '"$0" --trees 50 --seed 7 --version suite -o "$1/trained.model" "$2" >"$1/train.out" 2>"$1/train.err"' \
-  "$train_bin" "$work" "$traces"
+  "$train_bin" "$work" "$repo_root/models/training/testbed-normal.jsonl.gz"
 cat "$work/train.out"
 check "the summary reports the held-out score distribution" grep -q 'held-out .*p99' "$work/train.out"
 check "the progress reached every tree" grep -q 'trees 50/50' "$work/train.err"

@@ -329,6 +329,19 @@ std::optional<Explanation> AnomalyEngine::explain(std::string_view service, std:
     return out;
 }
 
+std::string AnomalyEngine::driversText(std::string_view service, std::string_view backend) const
+{
+    const auto explanation = explain(service, backend);
+    if (!explanation)
+        return "";
+    std::string text;
+    for (const auto& driver : explanation->drivers)
+        text += (text.empty() ? "" : "; ") + driver.text;
+    if (!explanation->trend.empty())
+        text += (text.empty() ? "" : "; ") + explanation->trend;
+    return text;
+}
+
 const Baseline* AnomalyEngine::baseline(std::string_view service, std::string_view backend) const
 {
     const auto it = backends_.find(backendKey(service, backend));

@@ -134,6 +134,11 @@ public:
     // What drove the backend's latest score; nullopt for an unknown backend.
     std::optional<Explanation> explain(std::string_view service, std::string_view backend) const;
 
+    // The latest explanation's drivers and trend on one line ("p99 latency
+    // 480 ms vs baseline 35 ms, x13.7; ..."), for reasons and reports; "" for
+    // an unknown backend.
+    std::string driversText(std::string_view service, std::string_view backend) const;
+
     const Baseline* baseline(std::string_view service, std::string_view backend) const;
     // A policy's per-class sensitivities (classSensitivity()); the states
     // stay. Throws std::invalid_argument for a value outside 0..10.

@@ -3,23 +3,6 @@
 #include "core/backend_window.h"
 
 namespace shhim::core {
-namespace {
-
-// The explanation's leading drivers, for the reason of an anomaly ejection.
-std::string driversText(const AnomalyEngine& anomaly, const BackendId& id)
-{
-    const auto explanation = anomaly.explain(id.service, id.backend);
-    if (!explanation)
-        return "";
-    std::string text;
-    for (const auto& driver : explanation->drivers)
-        text += (text.empty() ? "" : "; ") + driver.text;
-    if (!explanation->trend.empty())
-        text += (text.empty() ? "" : "; ") + explanation->trend;
-    return text;
-}
-
-}  // namespace
 
 TickJudgement judgeTick(AnomalyEngine& anomaly, DecisionEngine& decisions, EngineTime now,
                         std::span<const BackendTick> ticks, bool anomaly_acts)
@@ -44,7 +27,7 @@ TickJudgement judgeTick(AnomalyEngine& anomaly, DecisionEngine& decisions, Engin
         for (std::size_t i = 0; i < samples.size(); ++i) {
             samples[i].score = out.scores[i].score;
             if (out.scores[i].score >= decisions.settings().anomaly_score)
-                samples[i].score_drivers = driversText(anomaly, ids[i]);
+                samples[i].score_drivers = anomaly.driversText(ids[i].service, ids[i].backend);
         }
     out.changes = decisions.onWindow(now, samples);
     auto timers = decisions.tick(now);

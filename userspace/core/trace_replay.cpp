@@ -49,17 +49,6 @@ std::string twoDecimals(double v)
     return buf;
 }
 
-std::string driversOf(const AnomalyEngine& anomaly, const std::string& service, const std::string& backend)
-{
-    const auto why = anomaly.explain(service, backend);
-    std::string drivers;
-    for (const auto& d : why ? why->drivers : std::vector<FeatureDriver>{})
-        drivers += (drivers.empty() ? "" : "; ") + d.text;
-    if (why && !why->trend.empty())
-        drivers += (drivers.empty() ? "" : "; ") + why->trend;
-    return drivers;
-}
-
 }  // namespace
 
 TraceResult replayTrace(const Trace& trace, const ReplayOptions& options)
@@ -128,11 +117,11 @@ TraceResult replayTrace(const Trace& trace, const ReplayOptions& options)
                 if (!fault && out.false_alarm_notes.size() < kFalseAlarmNotes)
                     out.false_alarm_notes.push_back(
                         "t=" + twoDecimals(static_cast<double>(tick.unix_ms() - trace.ticks.front().unix_ms()) / 1000.0) +
-                        "s " + backend + " score " + twoDecimals(score) + ": " + driversOf(anomaly, label.service(), backend));
+                        "s " + backend + " score " + twoDecimals(score) + ": " + anomaly.driversText(label.service(), backend));
             }
             alarmed[backend] = alarm;
             if (alarm && fault)
-                detect("score " + twoDecimals(score) + ": " + driversOf(anomaly, label.service(), backend));
+                detect("score " + twoDecimals(score) + ": " + anomaly.driversText(label.service(), backend));
         }
         for (const Change& change : judged.changes) {
             if (change.action != "eject" || change.actor != "engine")

@@ -129,8 +129,8 @@ void Router::rebuildRefs(const v1::Policy& policy, const core::RouteTables& tabl
             if (id == id_of_endpoint.end())
                 return;  // compileRouteTables names every policy backend; defensive only
             const Pair pair{service.name(), text};
-            refs_[pair] =
-                BackendRef{id->second, endpoint, *core::parseSocketAddress(text).value, service.protocol(), probe};
+            refs_[pair] = BackendRef{id->second, endpoint, *core::parseSocketAddress(text).value,
+                                     service.protocol(), service.class_(), probe};
             pairs_of_id_[id->second].push_back(pair);
         };
         for (const auto& text : service.backends().primary())
@@ -307,7 +307,7 @@ void Router::onTick(const std::vector<datapath::BackendRecord>& backends)
         const auto previous = previous_counts_.find(ref.id);
         if (previous == previous_counts_.end() || seconds <= 0)
             continue;  // first sight: no increase to judge yet
-        ticks.push_back({{pair.first, pair.second, classOf(pair.first)},
+        ticks.push_back({{pair.first, pair.second, ref.service_class},
                          core::tickCounts(previous->second, *found->second, ref.protocol, seconds)});
     }
     previous_counts_ = std::move(counts);
@@ -372,14 +372,6 @@ std::vector<v1::AuditRecord> Router::reroute(const std::string& service, const s
     if (duration)
         until = time + *duration;
     return commit(engine_.reroute(service, pool, reason, actor, time, until));
-}
-
-std::string Router::classOf(const std::string& service) const
-{
-    for (const auto& spec : policy_->validated.policy.services())
-        if (spec.name() == service)
-            return spec.class_();
-    return {};
 }
 
 v1::AnomalyExplanation Router::explain(const std::string& service, const std::string& backend) const

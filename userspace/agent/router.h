@@ -88,6 +88,7 @@ private:
         std::string endpoint;               // endpointKey() of the policy text, parsed once per policy
         core::SocketAddress address;
         v1::AppProtocol protocol = v1::APP_PROTOCOL_TCP;
+        std::string service_class;          // picks the anomaly prior and sensitivity
         core::ProbeSettings probe;
     };
     using Pair = std::pair<std::string, std::string>;  // (service, backend as the policy writes it)
@@ -100,7 +101,6 @@ private:
     void enforce(bool reconcile);
     void rebuildRefs(const v1::Policy& policy, const core::RouteTables& tables);
     void restoreAfterRestart();
-    std::string classOf(const std::string& service) const;  // caller holds mutex_
 
     RouteControl& routes_;
     AuditLog& audit_;

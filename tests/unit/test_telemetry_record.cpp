@@ -123,9 +123,20 @@ TEST_CASE("telemetry record: a gzip'd trace reads like a plain one")
         REQUIRE(trace.ticks.size() == 3);
         CHECK(trace.ticks[2].unix_ms() == 1764000000200);
     }
-    // The same file without its label is a bad recording, named by line.
-    CHECK_THROWS_WITH_AS(core::readRecording(plain), doctest::Contains((plain + ":1: not a recorded tick").c_str()),
+    // The ticks without the label: a recording where a label is optional,
+    // refused by line where it is required.
+    const std::string recording = tempPath("recording.jsonl");
+    std::ofstream(recording) << text.substr(text.find('\n') + 1);
+    const core::Trace recorded = core::readTrace(recording, core::Label::Optional);
+    CHECK(recorded.label.name().empty());
+    CHECK(recorded.ticks.size() == 3);
+    CHECK_THROWS_WITH_AS(core::readTrace(recording), doctest::Contains((recording + ":1: not a trace label").c_str()),
                          core::TraceError);
+    // A bad tick is named by its line either way.
+    std::ofstream(recording, std::ios::app) << "{\"seconds\": 0}\n";
+    CHECK_THROWS_WITH_AS(core::readTrace(recording, core::Label::Optional),
+                         doctest::Contains((recording + ":4: seconds must be > 0").c_str()), core::TraceError);
+    std::remove(recording.c_str());
     CHECK_THROWS_WITH_AS(core::readTrace(tempPath("missing")), doctest::Contains("cannot open"), core::TraceError);
     std::remove(plain.c_str());
     std::remove(packed.c_str());

@@ -43,21 +43,4 @@ std::vector<std::string> expandTraceArguments(const std::vector<std::string>& ar
     return files;
 }
 
-core::Trace readTraceOrRecording(const std::string& path)
-{
-    try {
-        return core::readTrace(path);
-    } catch (const core::TraceError& labelled) {
-        // Not a label on line 1: a recording, or a trace with a bad label.
-        core::Trace trace;
-        trace.source = path;
-        try {
-            trace.ticks = core::readRecording(path);
-        } catch (const core::TraceError&) {
-            throw labelled;
-        }
-        return trace;
-    }
-}
-
 }  // namespace shhim::tools

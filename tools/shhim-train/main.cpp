@@ -13,6 +13,7 @@
 
 #include "core/anomaly_training.h"
 #include "core/audit.h"
+#include "core/telemetry_record.h"
 #include "trace_files.h"
 
 namespace {
@@ -118,7 +119,7 @@ int main(int argc, char** argv)
         std::vector<core::FeatureVector> samples;
         std::size_t abnormal = 0, ticks = 0;
         for (std::size_t i = 0; i < files.size(); ++i) {
-            core::Trace trace = tools::readTraceOrRecording(files[i]);
+            core::Trace trace = core::readTrace(files[i], core::Label::Optional);
             auto normal = std::span<const v1::RecordedTick>(trace.ticks);
             if (trace.label.failure()) {
                 std::size_t before = 0;

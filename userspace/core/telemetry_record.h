@@ -42,8 +42,9 @@ struct Trace {
 
 // The file side (telemetry_record_file.cpp). Reads plain or gzip'd text
 // (by content, not by name). Throws TraceError naming the file and line.
-Trace readTrace(const std::string& path);
-// A recording without a label (shhimd --record): every line a tick.
-std::vector<v1::RecordedTick> readRecording(const std::string& path);
+// Required: line 1 is the label. Optional: a file whose line 1 is a tick is
+// a recording (shhimd --record), returned with an empty label.
+enum class Label { Required, Optional };
+Trace readTrace(const std::string& path, Label label = Label::Required);
 
 }  // namespace shhim::core

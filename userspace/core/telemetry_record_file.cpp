@@ -52,31 +52,26 @@ std::string where(const std::string& path, std::size_t line) { return path + ":"
 
 }  // namespace
 
-Trace readTrace(const std::string& path)
+Trace readTrace(const std::string& path, Label label)
 {
     Trace trace;
     trace.source = path;
-    bool labelled = false;
+    std::size_t lines = 0;
     forEachLine(path, [&](std::string_view text, std::size_t number) {
-        if (!labelled) {
-            trace.label = parseTraceLabel(text, where(path, number));
-            labelled = true;
-            return;
+        if (++lines == 1) {
+            try {
+                trace.label = parseTraceLabel(text, where(path, number));
+                return;
+            } catch (const TraceError&) {
+                if (label == Label::Required)
+                    throw;
+            }
         }
         trace.ticks.push_back(parseRecordedTick(text, where(path, number)));
     });
-    if (!labelled)
+    if (lines == 0 && label == Label::Required)
         throw TraceError(path + ": empty; a trace starts with its label line");
     return trace;
-}
-
-std::vector<v1::RecordedTick> readRecording(const std::string& path)
-{
-    std::vector<v1::RecordedTick> ticks;
-    forEachLine(path, [&](std::string_view text, std::size_t number) {
-        ticks.push_back(parseRecordedTick(text, where(path, number)));
-    });
-    return ticks;
 }
 
 }  // namespace shhim::core

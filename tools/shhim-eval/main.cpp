@@ -12,6 +12,7 @@
 
 #include "core/anomaly_model.h"
 #include "core/trace_replay.h"
+#include "support/json.hpp"
 #include "trace_files.h"
 
 namespace {
@@ -85,25 +86,10 @@ void printTable(const std::vector<core::TraceResult>& results, const core::Suite
         std::printf("latency x10: median %.1f ticks to detect\n", *t.median_ticks_latency_x10);
 }
 
-std::string jsonString(const std::string& s)
-{
-    std::string out = "\"";
-    for (const char c : s) {
-        if (c == '"' || c == '\\')
-            out += '\\';
-        if (static_cast<unsigned char>(c) < 0x20) {
-            out += ' ';
-            continue;
-        }
-        out += c;
-    }
-    return out + "\"";
-}
-
 template <typename T>
-std::string orNull(const std::optional<T>& v, int decimals)
+std::string orNull(const std::optional<T>& v)
 {
-    return v ? fixed(static_cast<double>(*v), decimals) : "null";
+    return v ? tools::json_number(static_cast<double>(*v)) : "null";
 }
 
 void printJson(const std::vector<core::TraceResult>& results, const core::SuiteTotals& t,
@@ -116,20 +102,20 @@ void printJson(const std::vector<core::TraceResult>& results, const core::SuiteT
             "%s{\"name\":%s,\"kind\":%s,\"factor\":%s,\"failure\":%s,\"ticks\":%zu,\"seconds\":%s,"
             "\"detect_ticks\":%s,\"detect_seconds\":%s,\"detected_by\":%s,\"alarm_runs\":%zu,\"false_alarms\":%zu,"
             "\"reroutes\":%zu,\"false_reroutes\":%zu,\"drained_before_failure_s\":%s,\"peak_normal_score\":%s}",
-            i ? "," : "", jsonString(r.name).c_str(), jsonString(r.kind).c_str(), fixed(r.factor, 3).c_str(),
-            r.failure ? "true" : "false", r.ticks, fixed(r.seconds, 1).c_str(), orNull(r.detect_ticks, 0).c_str(),
-            orNull(r.detect_seconds, 3).c_str(), jsonString(r.detected_by).c_str(), r.alarm_episodes, r.false_alarms,
-            r.reroutes, r.false_reroutes, orNull(r.drained_before_failure_s, 3).c_str(),
-            fixed(r.peak_normal_score, 3).c_str());
+            i ? "," : "", tools::json_quote(r.name).c_str(), tools::json_quote(r.kind).c_str(), tools::json_number(r.factor).c_str(),
+            r.failure ? "true" : "false", r.ticks, tools::json_number(r.seconds).c_str(), orNull(r.detect_ticks).c_str(),
+            orNull(r.detect_seconds).c_str(), tools::json_quote(r.detected_by).c_str(), r.alarm_episodes, r.false_alarms,
+            r.reroutes, r.false_reroutes, orNull(r.drained_before_failure_s).c_str(),
+            tools::json_number(r.peak_normal_score).c_str());
     }
     std::printf("],\"totals\":{\"traces\":%zu,\"hours\":%s,\"failures\":%zu,\"detected\":%zu,\"recall\":%s,"
                 "\"alarm_runs\":%zu,\"false_alarms\":%zu,\"precision\":%s,\"reroutes\":%zu,\"false_reroutes\":%zu,"
                 "\"false_reroutes_per_hour\":%s,\"median_ticks_latency_x10\":%s},\"failed_checks\":[",
-                t.traces, fixed(t.hours, 4).c_str(), t.failures, t.detected, fixed(t.recall, 4).c_str(),
-                t.alarm_episodes, t.false_alarms, fixed(t.precision, 4).c_str(), t.reroutes, t.false_reroutes,
-                fixed(t.false_reroutes_per_hour, 3).c_str(), orNull(t.median_ticks_latency_x10, 1).c_str());
+                t.traces, tools::json_number(t.hours).c_str(), t.failures, t.detected, tools::json_number(t.recall).c_str(),
+                t.alarm_episodes, t.false_alarms, tools::json_number(t.precision).c_str(), t.reroutes, t.false_reroutes,
+                tools::json_number(t.false_reroutes_per_hour).c_str(), orNull(t.median_ticks_latency_x10).c_str());
     for (std::size_t i = 0; i < failed.size(); ++i)
-        std::printf("%s%s", i ? "," : "", jsonString(failed[i]).c_str());
+        std::printf("%s%s", i ? "," : "", tools::json_quote(failed[i]).c_str());
     std::printf("]}\n");
 }
 

@@ -5,6 +5,16 @@
 
 using namespace shhim;
 
+namespace {
+
+// Two reads of a kernel entry, as the agent's tick turns them into a sample.
+core::WindowSample sampleOf(const shhim_backend& before, const shhim_backend& now, v1::AppProtocol protocol)
+{
+    return core::windowSample(core::tickCounts(before, now, protocol, 0.1));
+}
+
+}  // namespace
+
 TEST_CASE("window sample: increases by kind, 4xx apart, p99 from the histogram's increase")
 {
     shhim_backend before{};
@@ -25,7 +35,7 @@ TEST_CASE("window sample: increases by kind, 4xx apart, p99 from the histogram's
     now.mllp_acks[SHHIM_MLLP_AE] = 1;
     now.response.buckets[shhim_hist_bucket(480'000'000)] = 10;  // new responses: 480 ms
 
-    const core::WindowSample http = core::windowSample(before, now, v1::APP_PROTOCOL_HTTP);
+    const core::WindowSample http = sampleOf(before, now, v1::APP_PROTOCOL_HTTP);
     CHECK(http.requests == 30);
     CHECK(http.connect_failures == 3);
     CHECK(http.resets == 1);
@@ -36,7 +46,7 @@ TEST_CASE("window sample: increases by kind, 4xx apart, p99 from the histogram's
     REQUIRE(http.p99_ms);
     CHECK(*http.p99_ms == doctest::Approx(480.0).epsilon(0.05));  // only the new responses count
 
-    CHECK(core::windowSample(before, now, v1::APP_PROTOCOL_TCP).requests == 5);  // connection attempts
+    CHECK(sampleOf(before, now, v1::APP_PROTOCOL_TCP).requests == 5);  // connection attempts
 }
 
 TEST_CASE("window sample: a recreated entry counts from zero; no responses, no p99")
@@ -47,7 +57,7 @@ TEST_CASE("window sample: a recreated entry counts from zero; no responses, no p
     shhim_backend now{};
     now.first_seen_ns = 2;
     now.requests = 3;
-    const core::WindowSample sample = core::windowSample(before, now, v1::APP_PROTOCOL_HTTP);
+    const core::WindowSample sample = sampleOf(before, now, v1::APP_PROTOCOL_HTTP);
     CHECK(sample.requests == 3);
     CHECK_FALSE(sample.p99_ms);
 }

@@ -15,10 +15,4 @@ WindowSample windowSample(const TickCounts& counts)
     return sample;
 }
 
-WindowSample windowSample(const shhim_backend& before, const shhim_backend& now, v1::AppProtocol protocol)
-{
-    // The tick length does not matter to counts: 1 s keeps tickCounts' precondition.
-    return windowSample(tickCounts(before, now, protocol, 1.0));
-}
-
 }  // namespace shhim::core

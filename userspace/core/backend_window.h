@@ -5,7 +5,6 @@
 
 #include "core/anomaly_features.h"
 #include "core/decision_types.h"
-#include "shhim_abi.h"
 
 namespace shhim::core {
 
@@ -13,9 +12,5 @@ namespace shhim::core {
 // attempts for tcp ones; connect failures are refusals, ICMP unreachables
 // and SYN timeouts; 4xx are counted apart (not failures).
 WindowSample windowSample(const TickCounts& counts);
-
-// The same from two reads of a kernel backend entry (a recreated entry
-// counts from zero).
-WindowSample windowSample(const shhim_backend& before, const shhim_backend& now, v1::AppProtocol protocol);
 
 }  // namespace shhim::core

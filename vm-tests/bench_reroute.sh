@@ -44,7 +44,7 @@ victim_pid="$TB_LAST_PID"
 tb_start_testsvc b --http "$TB_SVC_IP2:$PORT"
 tb_start_testsvc c --http "$TB_SVC_IP3:$PORT"
 
-faults() { tb_in_svc curl -s -m 5 -X POST "http://$TB_SVC_IP1:$CTL_PORT/faults" -d "$1" >/dev/null; }
+faults() { tb_fault "$TB_SVC_IP1:$CTL_PORT" "$1"; }
 routable() {
   tb_ctl services alarms -o json |
     jq -r --arg b "$TB_SVC_IP1:$PORT" '.services[0].backends[] | select(.backend == $b) | .routable'

@@ -82,7 +82,7 @@ start_backend c "$TB_SVC_IP3"
 tb_start_shhimd --policy "$policy" --tick-ms 100 --anomaly-model "$TB_REPO_ROOT/models/default.model"
 
 faults() {   # IP JSON: POST the knobs to that backend's control endpoint
-  tb_in_svc curl -sf -m 5 -X POST "http://$1:$CTL_PORT/faults" -d "$2" >/dev/null
+  tb_fault "$1:$CTL_PORT" "$2"
 }
 now_ns() { date +%s%N; }
 sleep_until_ns() {   # UNIX_NS: pacing of the scenario (not a wait for a condition)

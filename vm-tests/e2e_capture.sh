@@ -64,14 +64,13 @@ fin_count() {
 }
 frame_count() { tshark_fields "$1" -e frame.number | grep -c '' || true; }
 
-# Background captures run shhimctl itself (not the tb_ctl function) so that
-# $! is shhimctl and SIGINT reaches it.
+# Background captures go through tb_ctl_bg: the PID is shhimctl's own, so
+# SIGINT reaches it.
 
 # ---- 1. exactly N packets, then the capture ends by itself ----
 pcap1="$TB_DIR/port.pcap"
-"$TB_SHHIMCTL" --socket "$TB_SOCKET" capture --count 20 --port "$HTTP_PORT" -w "$pcap1" >"$TB_DIR/capture1.out" 2>&1 &
-cap1=$!
-tb_track_pid "$cap1"
+tb_ctl_bg "$TB_DIR/capture1.out" "$TB_DIR/capture1.out" capture --count 20 --port "$HTTP_PORT" -w "$pcap1"
+cap1="$TB_LAST_PID"
 tb_wait_for "capture 1 armed" 10 capture_started 1 || tb_die "capture 1 was not armed"
 tb_check "loadgen: $REQUESTS HTTP requests, one connection each" tb_loadgen --http "$TB_SVC_IP1:$HTTP_PORT" \
   --count "$REQUESTS" --connection new --report "$TB_DIR/load1.json"
@@ -98,9 +97,8 @@ tb_check "timestamps are wall-clock time, in order" directions_ok
 
 # ---- 2. Ctrl-C: the capture keeps what it has and says so ----
 pcap2="$TB_DIR/host.pcap"
-"$TB_SHHIMCTL" --socket "$TB_SOCKET" capture --count 1000 --host "$TB_SVC_IP2" -w "$pcap2" >"$TB_DIR/capture2.out" 2>&1 &
-cap2=$!
-tb_track_pid "$cap2"
+tb_ctl_bg "$TB_DIR/capture2.out" "$TB_DIR/capture2.out" capture --count 1000 --host "$TB_SVC_IP2" -w "$pcap2"
+cap2="$TB_LAST_PID"
 tb_wait_for "capture 2 armed" 10 capture_started 2 || tb_die "capture 2 was not armed"
 rc=0
 tb_ctl capture --count 1 --port 9 -w "$TB_DIR/second.pcap" >"$TB_DIR/second.out" 2>&1 || rc=$?
@@ -134,9 +132,8 @@ tb_wait_for "capture 2 disarmed" 10 capture_ended 2 || true
 
 # ---- 3. IPv6 ----
 pcap3="$TB_DIR/v6.pcap"
-"$TB_SHHIMCTL" --socket "$TB_SOCKET" capture --count 12 --host "$TB_SVC_IP6_1" --iface "$TB_IF_CLIENT" -w "$pcap3" >"$TB_DIR/capture3.out" 2>&1 &
-cap3=$!
-tb_track_pid "$cap3"
+tb_ctl_bg "$TB_DIR/capture3.out" "$TB_DIR/capture3.out" capture --count 12 --host "$TB_SVC_IP6_1" --iface "$TB_IF_CLIENT" -w "$pcap3"
+cap3="$TB_LAST_PID"
 tb_wait_for "capture 3 armed" 10 capture_started 3 || tb_die "capture 3 was not armed"
 tb_check "loadgen: $REQUESTS requests over IPv6" tb_loadgen --http "[$TB_SVC_IP6_1]:$HTTP_PORT" \
   --count "$REQUESTS" --connection new --report "$TB_DIR/load3.json"
@@ -171,9 +168,8 @@ fhir_packets() {
 }
 before="$(fhir_packets)"
 pcap4="$TB_DIR/service.pcap"
-"$TB_SHHIMCTL" --socket "$TB_SOCKET" capture --count 1000 --service fhir -w "$pcap4" >"$TB_DIR/capture4.out" 2>&1 &
-cap4=$!
-tb_track_pid "$cap4"
+tb_ctl_bg "$TB_DIR/capture4.out" "$TB_DIR/capture4.out" capture --count 1000 --service fhir -w "$pcap4"
+cap4="$TB_LAST_PID"
 tb_wait_for "capture 4 armed" 10 capture_started 4 || tb_die "capture 4 was not armed"
 tb_loadgen --http "$TB_SVC_IP1:$HTTP_PORT" --count 2 --connection new --report "$TB_DIR/load4a.json" >/dev/null
 tb_loadgen --http "$TB_SVC_IP2:$PORT2" --count 2 --connection new --report "$TB_DIR/load4b.json" >/dev/null

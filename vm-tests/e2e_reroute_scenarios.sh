@@ -69,7 +69,7 @@ start_backend c "$TB_SVC_IP3"
 tb_start_shhimd --policy "$policy" --tick-ms 100
 
 faults() {   # IP JSON: POST the knobs to that backend's control endpoint
-  tb_in_svc curl -s -m 5 -X POST "http://$1:$CTL_PORT/faults" -d "$2" >/dev/null
+  tb_fault "$1:$CTL_PORT" "$2"
 }
 services_json() { tb_ctl services alarms -o json; }
 state_of() {   # BACKEND_IP: the engine's state, "drained" when drained
@@ -100,9 +100,8 @@ tb_check "explain: the anomaly engine scores a primary that had traffic" \
 
 # ---- 1. crash ---------------------------------------------------------------
 observe_log="$TB_DIR/observe.jsonl"
-tb_ctl observe --follow -o json --type failure --type reroute >"$observe_log" 2>"$TB_DIR/observe.err" &
-observe_pid=$!
-tb_track_pid "$observe_pid"
+tb_ctl_bg "$observe_log" "$TB_DIR/observe.err" observe --follow -o json --type failure --type reroute
+observe_pid="$TB_LAST_PID"
 crash="$TB_DIR/crash.json"
 tb_loadgen_bg crash --http "$VIP:$PORT" --rate 2000 --duration 10 --connection new --concurrency 256 \
   --timeout-ms 2000 --report "$crash"

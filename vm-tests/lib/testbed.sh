@@ -272,6 +272,30 @@ tb_detach() {
 
 tb_ctl() { "$TB_SHHIMCTL" --socket "$TB_SOCKET" "$@"; }
 
+# tb_ctl_bg OUT ERR ARGS...: shhimctl in the background, stdout to OUT and
+# stderr to ERR (the same file: both into it); sets TB_LAST_PID. A simple
+# command, not the tb_ctl function, so that $! is shhimctl itself and a
+# signal sent to it by PID reaches it.
+tb_ctl_bg() {
+  local out="$1" err="$2"
+  shift 2
+  if [[ "$out" == "$err" ]]; then
+    "$TB_SHHIMCTL" --socket "$TB_SOCKET" "$@" >"$out" 2>&1 </dev/null &
+  else
+    "$TB_SHHIMCTL" --socket "$TB_SOCKET" "$@" >"$out" 2>"$err" </dev/null &
+  fi
+  TB_LAST_PID=$!
+  tb_track_pid "$TB_LAST_PID"
+}
+
+# tb_fault CONTROL_ADDR:PORT JSON: changes a testsvc's fault knobs through
+# its control API (shhim-testsvc --help); a refused knob stops the test
+# rather than letting it run without its fault.
+tb_fault() {
+  tb_in_svc curl -sS -f -m 5 -X POST "http://$1/faults" -d "$2" >/dev/null ||
+    tb_die "testsvc at $1 refused the fault $2"
+}
+
 # The inner shell moves itself into the test cgroup (so sockops sees the
 # load generator's sockets), then execs into the client namespace: one PID
 # from start to end.

@@ -109,7 +109,7 @@ tb_start_shhimd --policy "$policy" --no-kernel-breaker
 mark="$(wc -l <"$TB_DIR/shhimd.log")"
 trips
 user_us="$TB_DIR/user-us.txt"
-tail -n +"$mark" "$TB_DIR/shhimd.log" | sed -n 's/.*userspace path took \([0-9]*\) us.*/\1/p' >"$user_us"
+tail -n +"$((mark + 1))" "$TB_DIR/shhimd.log" | sed -n 's/.*userspace path took \([0-9]*\) us.*/\1/p' >"$user_us"
 crash_failures user
 crash_user="$CRASH_FAILED"
 

@@ -66,11 +66,17 @@ check "the progress reached every tree" grep -q 'trees 50/50' "$work/train.err"
 check "shhim-eval --check passes with the trained model" "$eval_bin" --model "$work/trained.model" --check "$traces"
 
 echo "== bad input is named, nothing is written"
+exits_2_saying() {   # TEXT COMMAND...: exit status 2 and TEXT on stderr
+  local text="$1" rc=0 err
+  shift
+  err="$("$@" 2>&1 >/dev/null)" || rc=$?
+  [[ "$rc" == 2 && "$err" == *"$text"* ]]
+}
 check "a missing trace exits 2 naming it" \
-  bash -c '"$0" /nonexistent/trace.jsonl 2>&1 >/dev/null | grep -q "/nonexistent/trace.jsonl: no such file"; test "${PIPESTATUS[0]}" = 2' "$eval_bin"
+  exits_2_saying "/nonexistent/trace.jsonl: no such file" "$eval_bin" /nonexistent/trace.jsonl
 printf '{"name":"bad","kind":"crash","failure":true}\n' >"$work/bad.jsonl"
 check "a failure label without its backend exits 2 naming the line" \
-  bash -c '"$0" "$1" 2>&1 >/dev/null | grep -q "bad.jsonl:1: a failure trace needs"' "$eval_bin" "$work/bad.jsonl"
+  exits_2_saying "bad.jsonl:1: a failure trace needs" "$eval_bin" "$work/bad.jsonl"
 check "shhim-train without -o prints usage and writes nothing" \
   bash -c '! "$0" "$1" >/dev/null 2>&1 && ! ls "$2"/*.model.tmp >/dev/null 2>&1' "$train_bin" "$traces" "$work"
 
